@@ -1,0 +1,179 @@
+"""The AWS Secrets Manager client: the one place that turns AWS answers into found / not found /
+typed errors (``LookupFailed``).
+
+Everything above this module sees the ``SecretReader`` interface: ``get(path)`` returns the
+secret's decoded value, ``None`` when no secret is there, and raises ``LookupFailed`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from ._version import __version__
+from .errors import LookupFailed
+from .settings import Settings
+
+HEALTH_CHECK_SECRET = "__concourse-health-check"
+
+# Not found: the secret does not exist, or it is scheduled for deletion (InvalidRequestException).
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
+# The union of throttling codes that botocore's standard retry mode recognises.
+_THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "BandwidthLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+})
+_TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "InternalServiceError",
+                              "InternalFailure", "ServiceUnavailable"})
+_KIND_BY_CODE = {
+    "AccessDeniedException": "access-denied",
+    "UnrecognizedClientException": "credentials",
+    "InvalidSignatureException": "credentials",
+    "ExpiredTokenException": "credentials",
+    "DecryptionFailure": "decryption",
+}
+
+
+class SecretReader(Protocol):
+    """What every layer between the AWS client and the manager offers: backend, retry, cache."""
+
+    def get(self, path: str) -> Any | None:
+        """The value at ``path``; ``None`` when there is no secret; raises ``LookupFailed``."""
+        ...
+
+
+def make_client(settings: Settings) -> Any:
+    """A Secrets Manager client with the configured credentials, or the SDK's default chain.
+
+    botocore's own retries are switched off (one attempt in all): ``RetryingReader`` is the only
+    retry loop, so ``--secret-retry-attempts`` means what it says and attempts never multiply.
+    """
+    session = boto3.session.Session(
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        aws_session_token=settings.session_token,
+        region_name=settings.region,
+    )
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=20,
+        max_pool_connections=32,
+        user_agent_extra=f"pipeline-secrets/{__version__}",
+    )
+    return session.client("secretsmanager", endpoint_url=settings.endpoint_url, config=config)
+
+
+class SecretsManagerBackend:
+    """``SecretReader`` over one boto3 client (thread-safe, as boto3 clients are)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def get(self, path: str) -> Any | None:
+        try:
+            response = self._client.get_secret_value(SecretId=path)
+        except (ClientError, BotoCoreError) as exc:
+            failure = classify_error(path, exc)
+            if failure is None:
+                return None
+            raise failure from None
+        return decode_secret(path, response)
+
+    def health(self) -> dict[str, Any]:
+        """Spec 5: GetSecretValue on the literal health-check id, without retry."""
+        try:
+            self.get(HEALTH_CHECK_SECRET)
+        except LookupFailed as exc:
+            return {"error": exc.detail if exc.code is None else f"{exc.code}: {exc.detail}",
+                    "method": "GetSecretValue"}
+        return {"response": {"status": "UP"}, "method": "GetSecretValue"}
+
+    def close(self) -> None:
+        self._client.close()
+
+    def put(self, path: str, value: str) -> str:
+        """Create the secret at ``path`` or give it a new current version; returns its ARN."""
+        try:
+            try:
+                return self._client.create_secret(Name=path, SecretString=value)["ARN"]
+            except ClientError as exc:
+                if _code(exc) != "ResourceExistsException":
+                    raise
+                return self._client.put_secret_value(SecretId=path, SecretString=value)["ARN"]
+        except (ClientError, BotoCoreError) as exc:
+            raise (classify_error(path, exc) or LookupFailed(path, "error", str(exc))) from None
+
+
+def classify_error(path: str, exc: Exception) -> LookupFailed | None:
+    """``None`` for not found; otherwise the typed failure, retryable or not."""
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        if code in _NOT_FOUND_CODES:
+            return None
+        detail = exc.response.get("Error", {}).get("Message") or "no message"
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in _THROTTLING_CODES or status == 429:
+            return LookupFailed(path, "throttled", detail, code=code, retryable=True)
+        if code in _TRANSIENT_CODES or status >= 500:
+            return LookupFailed(path, "unavailable", detail, code=code, retryable=True)
+        return LookupFailed(path, _KIND_BY_CODE.get(code, "error"), detail, code=code)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+        return LookupFailed(
+            path, "credentials",
+            f"{exc}: give --aws-secretsmanager-access-key and --aws-secretsmanager-secret-key, "
+            "or configure the AWS SDK's default chain (environment, profile, instance role)",
+        )
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return LookupFailed(path, "network", str(exc), retryable=True)
+    return LookupFailed(path, "error", f"{type(exc).__name__}: {exc}")
+
+
+def decode_secret(path: str, response: dict[str, Any]) -> Any:
+    """Spec 2.4: a JSON object becomes a mapping; any other SecretString stays a string; a
+    SecretBinary must be a JSON object. Errors never quote the value."""
+    if "SecretString" in response:
+        text = response["SecretString"]
+        parsed = _json_object(text)
+        return text if parsed is None else parsed
+    binary = response.get("SecretBinary")
+    if binary is None:
+        raise LookupFailed(path, "invalid-value", "the secret has neither a string nor a binary value")
+    try:
+        parsed = _json_object(bytes(binary).decode("utf-8"))
+    except UnicodeDecodeError:
+        parsed = None
+    if parsed is None:
+        raise LookupFailed(
+            path, "invalid-value",
+            "the secret is binary and not a JSON object; store it as a SecretString (plaintext) "
+            "or as a JSON object",
+        )
+    return parsed
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

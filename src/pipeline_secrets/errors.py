@@ -1,0 +1,93 @@
+"""The exceptions of pipeline-secrets, all under one base class.
+
+Every message here is written for an operator and is safe to log: none carries a secret value.
+``exit_status`` is what the CLI exits with: 2 for usage and configuration, 1 for lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PipelineSecretsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_status = 1
+
+
+class ConfigError(PipelineSecretsError):
+    """Invalid configuration: a flag, an environment variable or a library option."""
+
+    exit_status = 2
+
+
+class DocumentError(PipelineSecretsError):
+    """The input document cannot be read: invalid YAML, or too large once aliases are expanded."""
+
+    exit_status = 2
+
+
+class VarSyntaxError(PipelineSecretsError):
+    """A ``((var))`` that does not follow the grammar."""
+
+
+class VarNameError(PipelineSecretsError):
+    """A var name that may not be looked up: outside Secrets Manager's name rules, or one that
+    would reach another team's or another pipeline's secret."""
+
+
+class ScopeNameError(PipelineSecretsError):
+    """A team or pipeline name that cannot be part of a secret path."""
+
+    exit_status = 2
+
+
+class FieldError(PipelineSecretsError):
+    """A ``.field`` of a var that does not exist in the secret's value, or a value that cannot be
+    placed where the var stands."""
+
+
+class UndefinedVarsError(PipelineSecretsError):
+    """Vars that no candidate path holds."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names: tuple[str, ...] = tuple(sorted(set(names)))
+        super().__init__("undefined vars: " + ", ".join(self.names))
+
+
+class LookupFailed(PipelineSecretsError):
+    """AWS did not answer found or not found for a path: access denied, throttled, unreachable...
+
+    ``kind`` is a short, stable classification (``access-denied``, ``throttled``, ``unavailable``,
+    ``network``, ``decryption``, ``credentials``, ``invalid-value``, ``error``); ``code`` is AWS's
+    error code when there is one. ``retryable`` says whether trying again may help.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        kind: str,
+        detail: str,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
+        attempts: int = 1,
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.detail = detail
+        self.code = code
+        self.retryable = retryable
+        self.attempts = attempts
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        what = f"{self.code}: {self.detail}" if self.code else self.detail
+        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+        return f"reading secret '{self.path}' failed{tries}: {what}"
+
+    def after_attempts(self, attempts: int) -> LookupFailed:
+        """The same failure, saying how many attempts were made."""
+        return LookupFailed(
+            self.path, self.kind, self.detail, code=self.code, retryable=self.retryable, attempts=attempts
+        )

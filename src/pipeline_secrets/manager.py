@@ -1,0 +1,114 @@
+"""The public library API: settings -> AWS backend -> retry -> cache -> lookup rules -> vars."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import vars as vars_
+from .backend import SecretReader, SecretsManagerBackend, make_client
+from .errors import LookupFailed, UndefinedVarsError
+from .resilience import CachingReader, MemoryStore, RetryingReader
+from .settings import Settings, resolve_settings
+
+# Called for each candidate path a lookup considers: (level, path, outcome) where outcome is
+# "found", "not found", "skipped: ..." or "error: ...". Never given the value.
+Trace = Callable[[str, str, str], None]
+
+
+class Manager:
+    """Resolves vars for a team and an optional pipeline. Thread-safe; close it when done."""
+
+    def __init__(self, settings: Settings, backend: SecretsManagerBackend, reader: SecretReader) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._reader = reader
+
+    def lookup(self, var: str, *, team: str, pipeline: str | None = None, trace: Trace | None = None) -> Any:
+        """The value of one var (the text inside ``((..))``), fields applied.
+
+        Raises ``UndefinedVarsError`` when no candidate path holds the secret, ``LookupFailed``
+        when AWS fails, ``VarSyntaxError``/``VarNameError``/``FieldError`` for the var itself.
+        """
+        ref = vars_.parse_var(var)
+        value = self._resolve(ref.path, team, pipeline, trace)
+        if value is None:
+            raise UndefinedVarsError([ref.path])
+        return copy.deepcopy(vars_.walk_fields(value, ref))
+
+    def interpolate(
+        self, document: Any, *, team: str, pipeline: str | None = None, allow_missing: bool = False
+    ) -> Any:
+        """A new document with every ``((var))`` replaced; each secret path is read once."""
+        secrets: dict[str, Any] = {}
+        for path in dict.fromkeys(ref.path for ref in vars_.collect_vars(document)):
+            value = self._resolve(path, team, pipeline, None)
+            if value is not None:
+                secrets[path] = value
+        return vars_.interpolate(document, secrets, allow_missing=allow_missing)
+
+    def lookup_paths(self, *, team: str, pipeline: str | None = None) -> list[str]:
+        """The candidate path templates in lookup order, ``{{.Secret}}`` left in place."""
+        return self.settings.rules.lookup_paths(team, pipeline)
+
+    def candidate_paths(self, var: str, *, team: str, pipeline: str | None = None) -> list[str]:
+        """The paths a lookup of ``var`` would try, in order (checked, not looked up)."""
+        ref = vars_.parse_var(var)
+        return [path for _, path in self.settings.rules.candidate_paths(ref.path, team, pipeline)]
+
+    def health(self) -> dict[str, Any]:
+        """Spec 5: ``{"response": {"status": "UP"}, ...}`` or ``{"error": ..., ...}``."""
+        return self._backend.health()
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _resolve(self, name: str, team: str, pipeline: str | None, trace: Trace | None) -> Any | None:
+        rules = self.settings.rules
+        candidates = rules.candidate_paths(name, team, pipeline)
+        if trace:
+            for level, template in rules.skipped(pipeline):
+                trace(level, template.text, "skipped: no pipeline (one-off build)")
+        for level, path in candidates:
+            try:
+                value = self._reader.get(path)
+            except LookupFailed as exc:
+                if trace:
+                    trace(level, path, f"error: {exc}")
+                raise
+            if trace:
+                trace(level, path, "not found" if value is None else "found")
+            if value is not None:
+                return value
+        return None
+
+
+def build_manager(settings: Settings) -> Manager:
+    """Assemble the reader stack for ``settings``: backend, retry, then cache."""
+    backend = SecretsManagerBackend(make_client(settings))
+    reader: SecretReader = RetryingReader(backend, attempts=settings.retry_attempts, interval=settings.retry_interval)
+    if settings.cache_enabled:
+        reader = CachingReader(
+            reader,
+            MemoryStore(settings.cache_purge_interval),
+            found_ttl=settings.cache_duration,
+            notfound_ttl=settings.cache_duration_notfound,
+        )
+    return Manager(settings, backend, reader)
+
+
+def connect(
+    *, environ: Mapping[str, str] | None = None, endpoint_url: str | None = None, **options: Any
+) -> Manager:
+    """A ``Manager`` configured by keyword options named like the flags (``region``,
+    ``cache_duration``...); unset options fall back to the ``CONCOURSE_*`` environment variables,
+    then to the defaults. ``endpoint_url`` is for emulators; AWS users leave it to the SDK's
+    ``AWS_ENDPOINT_URL*`` variables. Raises ``ConfigError`` for invalid options."""
+    return build_manager(resolve_settings(options, environ, endpoint_url=endpoint_url))

@@ -1,0 +1,202 @@
+"""Configuration: one table of options, resolved once into an immutable, validated ``Settings``.
+
+The CLI builds its flags from ``OPTIONS`` and the library takes the same names as keywords, so a
+flag, its environment variable and its keyword can never drift apart. Precedence: an explicit value
+(flag or keyword), then the ``CONCOURSE_*`` environment variable, then the default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .durations import to_seconds
+from .errors import ConfigError
+from .templates import LookupRules, SecretTemplate
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the library keyword and the Settings field
+    flag: str
+    env: str
+    default: Any
+    kind: str  # "str", "secret", "template", "bool", "duration", "count"
+    help: str
+
+
+def _o(name: str, flag: str, env: str, default: Any, kind: str, help: str) -> Option:
+    return Option(name, flag, "CONCOURSE_" + env, default, kind, help)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _o("access_key", "--aws-secretsmanager-access-key", "AWS_SECRETSMANAGER_ACCESS_KEY", None, "secret",
+       "AWS access key id; all three credentials empty: the AWS SDK's default chain."),
+    _o("secret_key", "--aws-secretsmanager-secret-key", "AWS_SECRETSMANAGER_SECRET_KEY", None, "secret",
+       "AWS secret access key."),
+    _o("session_token", "--aws-secretsmanager-session-token", "AWS_SECRETSMANAGER_SESSION_TOKEN", None,
+       "secret", "AWS session token."),
+    _o("region", "--aws-secretsmanager-region", "AWS_SECRETSMANAGER_REGION", None, "str",
+       "AWS region of the secrets (required unless --dev)."),
+    _o("pipeline_secret_template", "--aws-secretsmanager-pipeline-secret-template",
+       "AWS_SECRETSMANAGER_PIPELINE_SECRET_TEMPLATE", "/concourse/{{.Team}}/{{.Pipeline}}/{{.Secret}}",
+       "template", "Path of pipeline-level secrets."),
+    _o("team_secret_template", "--aws-secretsmanager-team-secret-template",
+       "AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE", "/concourse/{{.Team}}/{{.Secret}}", "template",
+       "Path of team-level secrets."),
+    _o("shared_secret_template", "--aws-secretsmanager-shared-secret-template",
+       "AWS_SECRETSMANAGER_SHARED_SECRET_TEMPLATE", "", "template",
+       "Path of secrets shared by all teams; empty: no shared lookup."),
+    _o("cache_enabled", "--secret-cache-enabled", "SECRET_CACHE_ENABLED", True, "bool",
+       "Cache secrets (and not-found answers) in memory."),
+    _o("cache_duration", "--secret-cache-duration", "SECRET_CACHE_DURATION", "1m", "duration",
+       "How long a found secret is cached; 0 disables."),
+    _o("cache_duration_notfound", "--secret-cache-duration-notfound", "SECRET_CACHE_DURATION_NOTFOUND",
+       "10s", "duration", "How long a not-found answer is cached; 0 disables."),
+    _o("cache_purge_interval", "--secret-cache-purge-interval", "SECRET_CACHE_PURGE_INTERVAL", "10m",
+       "duration", "How often expired cache entries are purged."),
+    _o("retry_attempts", "--secret-retry-attempts", "SECRET_RETRY_ATTEMPTS", 5, "count",
+       "Attempts in all for a retryable AWS failure (1 = no retry)."),
+    _o("retry_interval", "--secret-retry-interval", "SECRET_RETRY_INTERVAL", "1s", "duration",
+       "Wait between attempts (grows with jitter under throttling)."),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration; built by ``resolve_settings``, never by hand-parsing elsewhere."""
+
+    region: str
+    rules: LookupRules
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    cache_enabled: bool = True
+    cache_duration: float = 60.0
+    cache_duration_notfound: float = 10.0
+    cache_purge_interval: float = 600.0
+    retry_attempts: int = 5
+    retry_interval: float = 1.0
+    # Only the embedded emulator sets this; users point the SDK elsewhere with AWS_ENDPOINT_URL*.
+    endpoint_url: str | None = None
+
+    @property
+    def pipeline_secret_template(self) -> str:
+        return self.rules.pipeline.text
+
+    @property
+    def team_secret_template(self) -> str:
+        return self.rules.team.text
+
+    @property
+    def shared_secret_template(self) -> str:
+        return self.rules.shared.text if self.rules.shared else ""
+
+
+def resolve_settings(
+    options: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    *,
+    endpoint_url: str | None = None,
+    require_region: bool = True,
+) -> Settings:
+    """Apply precedence and validate; raises ``ConfigError`` naming the flag (or variable) at fault."""
+    unknown = set(options) - set(OPTIONS_BY_NAME)
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw, where = options.get(option.name), option.flag
+        if raw is None and env.get(option.env) not in (None, ""):
+            raw, where = env[option.env], option.env
+        if raw is None:
+            raw, where = option.default, option.flag
+        values[option.name] = _convert(option, raw, where)
+
+    region = values["region"]
+    if not region:
+        if require_region:
+            raise ConfigError(
+                f"{OPTIONS_BY_NAME['region'].flag} is required "
+                f"(or set {OPTIONS_BY_NAME['region'].env})"
+            )
+        region = "us-east-1"
+    _check_credentials(values)
+    rules = LookupRules(
+        pipeline=values["pipeline_secret_template"],
+        team=values["team_secret_template"],
+        shared=values["shared_secret_template"],
+    )
+    return Settings(
+        region=region,
+        rules=rules,
+        access_key=values["access_key"],
+        secret_key=values["secret_key"],
+        session_token=values["session_token"],
+        cache_enabled=values["cache_enabled"],
+        cache_duration=values["cache_duration"],
+        cache_duration_notfound=values["cache_duration_notfound"],
+        cache_purge_interval=values["cache_purge_interval"],
+        retry_attempts=values["retry_attempts"],
+        retry_interval=values["retry_interval"],
+        endpoint_url=endpoint_url,
+    )
+
+
+def _convert(option: Option, raw: Any, where: str) -> Any:
+    try:
+        if option.kind == "template":
+            if option.name == "shared_secret_template" and raw == "":
+                return None
+            return SecretTemplate.parse(str(raw))
+        if option.kind == "bool":
+            return _to_bool(raw)
+        if option.kind == "duration":
+            seconds = to_seconds(raw)
+            if seconds < 0:
+                raise ValueError(f"must not be negative, got '{raw}'")
+            return seconds
+        if option.kind == "count":
+            if isinstance(raw, bool) or not (isinstance(raw, int) or str(raw).strip().lstrip("+-").isdigit()):
+                raise ValueError(f"not a whole number: '{raw}'")
+            count = int(raw)
+            if count < 1:
+                raise ValueError(f"must be at least 1, got {count}")
+            return count
+        return None if raw in (None, "") else str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: '{raw}' (use true or false)")
+
+
+def _check_credentials(values: Mapping[str, Any]) -> None:
+    given = [values["access_key"], values["secret_key"], values["session_token"]]
+    if not any(given):
+        return  # the AWS SDK's default credential chain
+    if not values["access_key"]:
+        raise ConfigError(
+            f"must provide aws access key id ({OPTIONS_BY_NAME['access_key'].flag} "
+            f"or {OPTIONS_BY_NAME['access_key'].env})"
+        )
+    if not values["secret_key"]:
+        raise ConfigError(
+            f"must provide aws secret access key ({OPTIONS_BY_NAME['secret_key'].flag} "
+            f"or {OPTIONS_BY_NAME['secret_key'].env})"
+        )
