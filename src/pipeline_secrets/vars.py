@@ -1,0 +1,296 @@
+"""The ``((var))`` grammar, and interpolation of already-parsed documents.
+
+Pure code: no I/O, no AWS, no YAML. Interpolation is two-phase so that a caller can read every
+secret a document needs at once, between the phases::
+
+    refs = collect_vars(document)                     # 1. parse every var (syntax errors here)
+    secrets = read_all({ref.path for ref in refs})    #    the caller's batched lookups
+    output = interpolate(document, secrets)           # 2. substitute
+
+Error messages name vars, fields and types, never a secret's value, so they are safe to log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline_secrets.errors import FieldError, UndefinedVarsError, VarSyntaxError
+
+__all__ = [
+    "VarRef",
+    "collect_vars",
+    "find_vars",
+    "interpolate",
+    "interpolate_text",
+    "parse_var",
+    "walk_fields",
+]
+
+# A placeholder is "((", a name, "))". A name is made of letters (Unicode, through \w), digits,
+# and _ - / . : @ " plus inner spaces. It may not start or end with a space, so "(( foo ))" is
+# plain text, as is anything with another character ("((foo bar!))", "(()"). The class has no
+# parentheses, so a match never runs past the first "))" and "(((a)))" holds the var "a".
+_VAR = re.compile(
+    r"""
+    \(\(
+    (?!\ )                 # no space right after ((
+    ( [\w/.:@"\ -]+ )      # the raw var: group 1
+    (?<!\ )                # no space right before ))
+    \)\)
+    """,
+    re.VERBOSE,
+)
+# The same name on its own, so that parse_var accepts exactly what find_vars can find.
+_NAME = re.compile(r'(?!\ )[\w/.:@"\ -]*(?<!\ )', re.VERBOSE)
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class VarRef:
+    """One parsed ``((var))``: ``((source:path.field.field))``."""
+
+    raw: str
+    """The text between ``((`` and ``))``, as written: what messages call the var."""
+    source: str | None
+    """The var source, or None. Accepted and ignored, as Concourse does with a single manager."""
+    path: str
+    """The secret's name, quotes removed: what gets looked up."""
+    fields: tuple[str, ...]
+    """Keys to walk into the secret's value, in order; may be empty."""
+
+
+def parse_var(raw: str) -> VarRef:
+    """Parse the text inside ``(( ))``, with Concourse's rules.
+
+    The first unquoted ``:`` ends the source; unquoted ``.`` split the rest into the path and
+    fields. Double quotes protect ``.`` and ``:`` and are then dropped; spaces around a segment
+    are trimmed, those inside quotes are kept.
+    """
+    if not _NAME.fullmatch(raw):
+        raise _syntax(raw, 'only letters, digits, inner spaces and _ - / . : @ " are allowed')
+    if raw.count('"') % 2:
+        raise _syntax(raw, "unterminated quote")
+
+    source: str | None = None
+    rest = raw
+    colon = _find_unquoted(raw, ":")
+    if colon >= 0:
+        source, rest = raw[:colon], raw[colon + 1 :]
+        if '"' in source:
+            raise _syntax(raw, "source must not be quoted")
+        source = source or None  # "((:name))": an empty source is no source, as in Concourse
+
+    segments = []
+    for segment in _split_unquoted(rest, "."):
+        name = segment.strip(" ").replace('"', "")
+        if not name:
+            raise _syntax(raw, "empty field")
+        segments.append(name)
+    return VarRef(raw=raw, source=source, path=segments[0], fields=tuple(segments[1:]))
+
+
+def find_vars(text: str) -> list[VarRef]:
+    """Every placeholder in one string, in order, repeats included."""
+    return [parse_var(match[1]) for match in _VAR.finditer(text)]
+
+
+def collect_vars(document: object) -> list[VarRef]:
+    """The vars of a whole document, in keys and values at any depth, unique by raw text.
+
+    Every var is parsed here, so a syntax error anywhere surfaces before any secret is read.
+    """
+    found: dict[str, VarRef] = {}
+    _collect(document, found)
+    return list(found.values())
+
+
+def walk_fields(value: object, ref: VarRef) -> object:
+    """Apply ``ref.fields`` to a secret's value: each field is a key of a mapping."""
+    for field in ref.fields:
+        if not isinstance(value, Mapping):
+            raise FieldError(
+                f"cannot access field '{field}' of non-map value ('{_type_name(value)}') "
+                f"from var: {ref.raw}"
+            )
+        if field not in value:
+            raise FieldError(f"missing field '{field}' in var: {ref.raw}")
+        value = value[field]
+    return value
+
+
+def interpolate(
+    document: object, secrets: Mapping[str, object], *, allow_missing: bool = False
+) -> object:
+    """A new document with every ``((var))`` replaced, in keys and values at any depth.
+
+    ``secrets`` maps a var's path to the secret's decoded value; a path it lacks is undefined,
+    which is an error unless ``allow_missing``, in which case the var stays as written. The
+    input is never modified, and no container of the output is shared with the input, the
+    secrets or another place of the output.
+    """
+    values = _resolve(collect_vars(document), secrets, allow_missing)
+    return _substitute(document, values)
+
+
+def interpolate_text(
+    text: str, secrets: Mapping[str, object], *, allow_missing: bool = False
+) -> object:
+    """One string interpolated: a string that is a single var becomes that var's value,
+    whatever its type; otherwise the result is a string.
+    """
+    refs = list({ref.raw: ref for ref in find_vars(text)}.values())
+    return _substitute_text(text, _resolve(refs, secrets, allow_missing))
+
+
+def _syntax(raw: str, reason: str) -> VarSyntaxError:
+    return VarSyntaxError(f"invalid var '{raw}': {reason}")
+
+
+def _find_unquoted(text: str, char: str) -> int:
+    quoted = False
+    for index, c in enumerate(text):
+        if c == '"':
+            quoted = not quoted
+        elif c == char and not quoted:
+            return index
+    return -1
+
+
+def _split_unquoted(text: str, separator: str) -> list[str]:
+    parts = []
+    while (index := _find_unquoted(text, separator)) >= 0:
+        parts.append(text[:index])
+        text = text[index + 1 :]
+    parts.append(text)
+    return parts
+
+
+def _collect(node: object, found: dict[str, VarRef]) -> None:
+    if isinstance(node, str):
+        for match in _VAR.finditer(node):
+            if match[1] not in found:
+                found[match[1]] = parse_var(match[1])
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            _collect(key, found)
+            _collect(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _collect(item, found)
+
+
+def _resolve(
+    refs: list[VarRef], secrets: Mapping[str, object], allow_missing: bool
+) -> dict[str, object]:
+    """Map each defined var's raw text to its value, fields applied; reads each path once."""
+    by_path = {path: secrets.get(path, _MISSING) for path in dict.fromkeys(r.path for r in refs)}
+    undefined = [path for path, value in by_path.items() if value is _MISSING]
+    if undefined and not allow_missing:
+        raise UndefinedVarsError(undefined)
+    return {
+        ref.raw: walk_fields(by_path[ref.path], ref)
+        for ref in refs
+        if by_path[ref.path] is not _MISSING
+    }
+
+
+def _substitute(node: object, values: dict[str, object]) -> object:
+    if isinstance(node, str):
+        return _substitute_text(node, values)
+    if isinstance(node, Mapping):
+        return _substitute_mapping(node, values)
+    if isinstance(node, list):
+        return [_substitute(item, values) for item in node]
+    return node
+
+
+def _substitute_text(text: str, values: dict[str, object]) -> object:
+    whole = _VAR.fullmatch(text)
+    if whole:
+        value = values.get(whole[1], _MISSING)
+        return text if value is _MISSING else _fresh(value)
+
+    def replace(match: re.Match[str]) -> str:
+        value = values.get(match[1], _MISSING)
+        return match[0] if value is _MISSING else _as_text(value, match[1])
+
+    return _VAR.sub(replace, text)
+
+
+def _substitute_mapping(
+    mapping: Mapping[object, object], values: dict[str, object]
+) -> dict[object, object]:
+    out: dict[object, object] = {}
+    written: dict[object, object] = {}  # output key -> the key as the document wrote it
+    for key, value in mapping.items():
+        new_key = _substitute_key(key, values)
+        if new_key in out:
+            # Input keys are unique, so one of the two came from a var. Name that key as
+            # written: the key it became may be the secret itself.
+            culprit = key if _defined_var(key, values) else written[new_key]
+            raise FieldError(
+                f"duplicate key '{culprit}' after interpolating var: "
+                f"{_defined_var(culprit, values)}"
+            )
+        written[new_key] = key
+        out[new_key] = _substitute(value, values)
+    return out
+
+
+def _substitute_key(key: object, values: dict[str, object]) -> object:
+    if not isinstance(key, str):
+        return key
+    whole = _VAR.fullmatch(key)
+    if whole and whole[1] in values:
+        value = values[whole[1]]
+        if not isinstance(value, (str, int, float, bool)):
+            raise _non_primitive(value, whole[1])
+        return value
+    return _substitute_text(key, values)
+
+
+def _defined_var(key: object, values: dict[str, object]) -> str | None:
+    """The first var of a key that has a value, if any."""
+    if isinstance(key, str):
+        for match in _VAR.finditer(key):
+            if match[1] in values:
+                return match[1]
+    return None
+
+
+def _as_text(value: object, raw: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    raise _non_primitive(value, raw)
+
+
+def _non_primitive(value: object, raw: str) -> FieldError:
+    if value is None:
+        kind = "null"
+    elif isinstance(value, Mapping):
+        kind = "map"
+    elif isinstance(value, list):
+        kind = "list"
+    else:
+        kind = type(value).__name__
+    return FieldError(f"cannot interpolate non-primitive value ({kind}) from var: {raw}")
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _fresh(value: object) -> object:
+    """A copy of a secret's containers, so that no two places of the output share one (a YAML
+    dumper would write anchors and aliases for them)."""
+    if isinstance(value, Mapping):
+        return {key: _fresh(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fresh(item) for item in value]
+    return value
