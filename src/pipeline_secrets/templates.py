@@ -148,19 +148,19 @@ class LookupRules:
                         "(ASCII letters, digits and /_+=.@-)"
                     )
                 )
-            self._check_scope_escape(secret, level, template, path, team, pipeline)
+            self._check_scope_escape(secret, level, path, team, pipeline)
             candidates.append((level, path))
         return candidates
 
     def _check_scope_escape(
-        self, secret: str, level: str, source: SecretTemplate, path: str, team: str, pipeline: str | None
+        self, secret: str, level: str, path: str, team: str, pipeline: str | None
     ) -> None:
         # A broader template can render the exact path of a narrower scope (with the defaults,
         # team-level "other-pipeline/x" is pipeline other-pipeline's "x"). Such a path is refused
-        # unless the narrower scope it lands in is the caller's own.
-        for other in (self.pipeline, self.team):
-            if other is source:
-                continue
+        # unless the narrower scope it lands in is the caller's own. A path of the caller's own
+        # pipeline template is the caller's by definition, so only broader levels are checked.
+        narrower = {"pipeline": (), "team": (self.pipeline,), "shared": (self.pipeline, self.team)}[level]
+        for other in narrower:
             match = other.pattern().fullmatch(path)
             if match is None:
                 continue
