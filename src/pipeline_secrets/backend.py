@@ -151,7 +151,9 @@ def decode_secret(path: str, response: dict[str, Any]) -> Any:
         return text if parsed is None else parsed
     binary = response.get("SecretBinary")
     if binary is None:
-        raise LookupFailed(path, "invalid-value", "the secret has neither a string nor a binary value")
+        # Every stored secret has one or the other: this is an answer cut short on the way.
+        raise LookupFailed(path, "network", "incomplete answer: neither SecretString nor SecretBinary",
+                           retryable=True)
     try:
         parsed = _json_object(bytes(binary).decode("utf-8"))
     except UnicodeDecodeError:

@@ -45,6 +45,10 @@ def load_document(text: str, *, max_nodes: int = MAX_EXPANDED_NODES) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise DocumentError(f"invalid YAML: {exc}") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        # PyYAML's constructors raise plain errors for scalars they resolve but cannot build:
+        # an impossible date (2024-13-45), `!!int abc`, `!!timestamp foo`.
+        raise DocumentError(f"invalid YAML: cannot construct a value: {exc}") from None
     finally:
         loader.dispose()
 

@@ -1,0 +1,347 @@
+"""Pure unit tests of resolve_settings (spec section 1); never reads the real environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pipeline_secrets.errors import ConfigError
+from pipeline_secrets.settings import OPTIONS, OPTIONS_BY_NAME, resolve_settings
+
+REGION = {"region": "eu-west-1"}
+
+# The spec's table: option name -> (flag, environment variable).
+SPEC_TABLE = {
+    "access_key": ("--aws-secretsmanager-access-key", "CONCOURSE_AWS_SECRETSMANAGER_ACCESS_KEY"),
+    "secret_key": ("--aws-secretsmanager-secret-key", "CONCOURSE_AWS_SECRETSMANAGER_SECRET_KEY"),
+    "session_token": ("--aws-secretsmanager-session-token", "CONCOURSE_AWS_SECRETSMANAGER_SESSION_TOKEN"),
+    "region": ("--aws-secretsmanager-region", "CONCOURSE_AWS_SECRETSMANAGER_REGION"),
+    "pipeline_secret_template": (
+        "--aws-secretsmanager-pipeline-secret-template",
+        "CONCOURSE_AWS_SECRETSMANAGER_PIPELINE_SECRET_TEMPLATE",
+    ),
+    "team_secret_template": (
+        "--aws-secretsmanager-team-secret-template",
+        "CONCOURSE_AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE",
+    ),
+    "shared_secret_template": (
+        "--aws-secretsmanager-shared-secret-template",
+        "CONCOURSE_AWS_SECRETSMANAGER_SHARED_SECRET_TEMPLATE",
+    ),
+    "cache_enabled": ("--secret-cache-enabled", "CONCOURSE_SECRET_CACHE_ENABLED"),
+    "cache_duration": ("--secret-cache-duration", "CONCOURSE_SECRET_CACHE_DURATION"),
+    "cache_duration_notfound": ("--secret-cache-duration-notfound", "CONCOURSE_SECRET_CACHE_DURATION_NOTFOUND"),
+    "cache_purge_interval": ("--secret-cache-purge-interval", "CONCOURSE_SECRET_CACHE_PURGE_INTERVAL"),
+    "retry_attempts": ("--secret-retry-attempts", "CONCOURSE_SECRET_RETRY_ATTEMPTS"),
+    "retry_interval": ("--secret-retry-interval", "CONCOURSE_SECRET_RETRY_INTERVAL"),
+}
+
+
+def resolve(environ=None, **options):
+    return resolve_settings(options, environ if environ is not None else {})
+
+
+def test_config_error_exit_status():
+    assert ConfigError.exit_status == 2
+
+
+def test_flags_and_env_names_match_the_spec_table():
+    assert {o.name: (o.flag, o.env) for o in OPTIONS} == SPEC_TABLE
+
+
+def test_defaults():
+    s = resolve(**REGION)
+    assert s.region == "eu-west-1"
+    assert s.cache_enabled is True
+    assert s.cache_duration == 60.0
+    assert s.cache_duration_notfound == 10.0
+    assert s.cache_purge_interval == 600.0
+    assert s.retry_attempts == 5
+    assert s.retry_interval == 1.0
+    assert s.access_key is None and s.secret_key is None and s.session_token is None
+    assert s.pipeline_secret_template == "/concourse/{{.Team}}/{{.Pipeline}}/{{.Secret}}"
+    assert s.team_secret_template == "/concourse/{{.Team}}/{{.Secret}}"
+    assert s.rules.shared is None
+    assert s.shared_secret_template == ""
+    assert s.endpoint_url is None
+
+
+def test_real_environment_is_not_read_when_environ_given(monkeypatch):
+    monkeypatch.setenv("CONCOURSE_AWS_SECRETSMANAGER_REGION", "from-real-env")
+    monkeypatch.setenv("CONCOURSE_SECRET_RETRY_ATTEMPTS", "9")
+    with pytest.raises(ConfigError, match="--aws-secretsmanager-region"):
+        resolve_settings({}, {})
+    assert resolve_settings(REGION, {}).retry_attempts == 5
+
+
+@pytest.mark.parametrize(
+    "name, env_value, keyword_value, expected_env, expected_keyword",
+    [
+        ("region", "us-west-2", "ap-south-1", "us-west-2", "ap-south-1"),
+        ("retry_attempts", "7", 3, 7, 3),
+        ("cache_duration", "2m", "5s", 120.0, 5.0),
+        ("cache_enabled", "false", True, False, True),
+        ("team_secret_template", "/env/{{.Team}}/{{.Secret}}", "/kw/{{.Team}}/{{.Secret}}",
+         "/env/{{.Team}}/{{.Secret}}", "/kw/{{.Team}}/{{.Secret}}"),
+    ],
+)
+def test_keyword_beats_env_beats_default(name, env_value, keyword_value, expected_env, expected_keyword):
+    base = {} if name == "region" else dict(REGION)
+    environ = {OPTIONS_BY_NAME[name].env: env_value}
+
+    def get(s):
+        return s.team_secret_template if name == "team_secret_template" else getattr(s, name)
+
+    assert get(resolve_settings(base, environ)) == expected_env
+    assert get(resolve_settings({**base, name: keyword_value}, environ)) == expected_keyword
+
+
+def test_keyword_none_means_not_given():
+    s = resolve_settings({"region": None, "retry_attempts": None}, {
+        "CONCOURSE_AWS_SECRETSMANAGER_REGION": "us-east-2",
+    })
+    assert s.region == "us-east-2"
+    assert s.retry_attempts == 5
+
+
+def test_empty_env_value_counts_as_unset():
+    s = resolve_settings(REGION, {"CONCOURSE_SECRET_RETRY_ATTEMPTS": "", "CONCOURSE_SECRET_CACHE_DURATION": ""})
+    assert s.retry_attempts == 5
+    assert s.cache_duration == 60.0
+
+
+def test_every_option_is_read_from_its_env_var():
+    environ = {
+        "CONCOURSE_AWS_SECRETSMANAGER_ACCESS_KEY": "AKIAEXAMPLE",
+        "CONCOURSE_AWS_SECRETSMANAGER_SECRET_KEY": "sekrit",
+        "CONCOURSE_AWS_SECRETSMANAGER_SESSION_TOKEN": "tok",
+        "CONCOURSE_AWS_SECRETSMANAGER_REGION": "eu-central-1",
+        "CONCOURSE_AWS_SECRETSMANAGER_PIPELINE_SECRET_TEMPLATE": "/p/{{.Team}}/{{.Pipeline}}/{{.Secret}}",
+        "CONCOURSE_AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE": "/t/{{.Team}}/{{.Secret}}",
+        "CONCOURSE_AWS_SECRETSMANAGER_SHARED_SECRET_TEMPLATE": "/s/{{.Secret}}",
+        "CONCOURSE_SECRET_CACHE_ENABLED": "0",
+        "CONCOURSE_SECRET_CACHE_DURATION": "1h30m",
+        "CONCOURSE_SECRET_CACHE_DURATION_NOTFOUND": "250ms",
+        "CONCOURSE_SECRET_CACHE_PURGE_INTERVAL": "0",
+        "CONCOURSE_SECRET_RETRY_ATTEMPTS": "1",
+        "CONCOURSE_SECRET_RETRY_INTERVAL": "1.5s",
+    }
+    s = resolve_settings({}, environ)
+    assert (s.access_key, s.secret_key, s.session_token) == ("AKIAEXAMPLE", "sekrit", "tok")
+    assert s.region == "eu-central-1"
+    assert s.pipeline_secret_template == "/p/{{.Team}}/{{.Pipeline}}/{{.Secret}}"
+    assert s.team_secret_template == "/t/{{.Team}}/{{.Secret}}"
+    assert s.shared_secret_template == "/s/{{.Secret}}"
+    assert s.rules.candidate_paths("x", "main", "deploy") == [
+        ("pipeline", "/p/main/deploy/x"),
+        ("team", "/t/main/x"),
+        ("shared", "/s/x"),
+    ]
+    assert s.cache_enabled is False
+    assert s.cache_duration == 5400.0
+    assert s.cache_duration_notfound == 0.25
+    assert s.cache_purge_interval == 0.0
+    assert s.retry_attempts == 1
+    assert s.retry_interval == 1.5
+
+
+# --- region -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"region": ""}])
+def test_region_required(options):
+    with pytest.raises(ConfigError) as info:
+        resolve_settings(options, {})
+    assert "--aws-secretsmanager-region" in str(info.value)
+    assert "CONCOURSE_AWS_SECRETSMANAGER_REGION" in str(info.value)
+    assert info.value.exit_status == 2
+
+
+def test_region_not_required_when_told():
+    assert resolve_settings({}, {}, require_region=False).region == "us-east-1"
+
+
+def test_endpoint_url_passed_through():
+    assert resolve_settings(REGION, {}, endpoint_url="http://127.0.0.1:1").endpoint_url == "http://127.0.0.1:1"
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def test_no_credentials_uses_default_chain():
+    s = resolve(**REGION)
+    assert (s.access_key, s.secret_key, s.session_token) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ({"secret_key": "s"}, "must provide aws access key id"),
+        ({"session_token": "t"}, "must provide aws access key id"),
+        ({"secret_key": "s", "session_token": "t"}, "must provide aws access key id"),
+        ({"access_key": "a"}, "must provide aws secret access key"),
+        ({"access_key": "a", "session_token": "t"}, "must provide aws secret access key"),
+    ],
+)
+def test_partial_credentials_refused(given, expected):
+    with pytest.raises(ConfigError) as info:
+        resolve(**REGION, **given)
+    assert expected in str(info.value)
+    other = {"must provide aws access key id": "must provide aws secret access key",
+             "must provide aws secret access key": "must provide aws access key id"}[expected]
+    assert other not in str(info.value)
+
+
+def test_partial_credentials_from_env_refused():
+    with pytest.raises(ConfigError, match="must provide aws access key id"):
+        resolve({"CONCOURSE_AWS_SECRETSMANAGER_SESSION_TOKEN": "t"}, **REGION)
+
+
+def test_access_and_secret_key_suffice():
+    s = resolve(**REGION, access_key="AKIA", secret_key="s")
+    assert (s.access_key, s.secret_key, s.session_token) == ("AKIA", "s", None)
+
+
+def test_repr_never_shows_credentials():
+    s = resolve(**REGION, access_key="AKIA-VISIBLE-ID", secret_key="TOP-SECRET-KEY-VALUE",
+                session_token="SESSION-TOKEN-VALUE")
+    text = repr(s) + str(s)
+    assert "TOP-SECRET-KEY-VALUE" not in text
+    assert "SESSION-TOKEN-VALUE" not in text
+    assert "AKIA-VISIBLE-ID" not in text
+    assert "eu-west-1" in text  # the repr is still useful
+
+
+# --- durations --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("1m", 60.0), ("250ms", 0.25), ("1h30m", 5400.0), ("0", 0.0), ("10s", 10.0),
+     (timedelta(minutes=2), 120.0), (timedelta(0), 0.0), (30, 30.0), (0.5, 0.5), (0, 0.0)],
+)
+def test_duration_values(value, seconds):
+    s = resolve(**REGION, cache_duration=value, retry_interval=value)
+    assert s.cache_duration == seconds
+    assert s.retry_interval == seconds
+
+
+@pytest.mark.parametrize("value", ["1x", "abc", "-1s", "1", "", " ", True, -5, timedelta(seconds=-1)])
+def test_bad_duration_keyword_names_the_flag(value):
+    with pytest.raises(ConfigError) as info:
+        resolve(**REGION, cache_duration_notfound=value)
+    assert str(info.value).startswith("--secret-cache-duration-notfound:")
+    assert info.value.exit_status == 2
+
+
+@pytest.mark.parametrize("value", ["1x", "abc", "-1s", "5"])
+def test_bad_duration_env_names_the_env_var(value):
+    with pytest.raises(ConfigError) as info:
+        resolve({"CONCOURSE_SECRET_CACHE_PURGE_INTERVAL": value}, **REGION)
+    assert str(info.value).startswith("CONCOURSE_SECRET_CACHE_PURGE_INTERVAL:")
+    assert "--secret-cache-purge-interval" not in str(info.value)
+
+
+def test_negative_duration_message():
+    with pytest.raises(ConfigError, match="must not be negative"):
+        resolve(**REGION, retry_interval="-1s")
+
+
+# --- retry attempts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1", "5", "+2", " 3 ", 10])
+def test_good_retry_attempts(value):
+    assert resolve(**REGION, retry_attempts=value).retry_attempts == int(value)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", "", 0, -1, 1.5, 2.0, True, "²"])
+def test_bad_retry_attempts_keyword(value):
+    with pytest.raises(ConfigError) as info:
+        resolve(**REGION, retry_attempts=value)
+    assert str(info.value).startswith("--secret-retry-attempts:")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5"])
+def test_bad_retry_attempts_env(value):
+    with pytest.raises(ConfigError) as info:
+        resolve({"CONCOURSE_SECRET_RETRY_ATTEMPTS": value}, **REGION)
+    assert str(info.value).startswith("CONCOURSE_SECRET_RETRY_ATTEMPTS:")
+
+
+# --- booleans ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("false", False), ("0", False), ("no", False), ("off", False), ("FALSE", False),
+     ("true", True), ("1", True), ("yes", True), ("on", True), (" True ", True)],
+)
+def test_booleans_from_env(value, expected):
+    assert resolve({"CONCOURSE_SECRET_CACHE_ENABLED": value}, **REGION).cache_enabled is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled"])
+def test_bad_boolean_from_env(value):
+    with pytest.raises(ConfigError) as info:
+        resolve({"CONCOURSE_SECRET_CACHE_ENABLED": value}, **REGION)
+    assert str(info.value).startswith("CONCOURSE_SECRET_CACHE_ENABLED:")
+    assert "not a boolean" in str(info.value)
+
+
+def test_boolean_keyword():
+    assert resolve(**REGION, cache_enabled=False).cache_enabled is False
+    with pytest.raises(ConfigError, match="^--secret-cache-enabled:"):
+        resolve(**REGION, cache_enabled="maybe")
+
+
+# --- templates --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, template, reason",
+    [
+        ("pipeline_secret_template", "", "secret template should not be empty"),
+        ("team_secret_template", "   ", "secret template should not be empty"),
+        ("team_secret_template", "/x/{{.Foo}}/{{.Secret}}", "unknown field"),
+        ("pipeline_secret_template", "/x/{{ foo }}/{{.Secret}}", "unsupported action"),
+        ("shared_secret_template", "/x/{{.Team", "unclosed action"),
+        ("shared_secret_template", "/concourse/shared", "must use {{.Secret}}"),
+    ],
+)
+def test_bad_template_keyword_names_the_flag(name, template, reason):
+    with pytest.raises(ConfigError) as info:
+        resolve(**REGION, **{name: template})
+    message = str(info.value)
+    assert message.startswith(OPTIONS_BY_NAME[name].flag + ":")
+    assert reason in message
+
+
+def test_bad_template_from_env_names_the_env_var():
+    env = {"CONCOURSE_AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE": "/t/{{.Team}}"}
+    with pytest.raises(ConfigError) as info:
+        resolve(env, **REGION)
+    assert str(info.value).startswith("CONCOURSE_AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE:")
+    assert "must use {{.Secret}}" in str(info.value)
+
+
+def test_empty_shared_template_means_no_shared_lookup():
+    s = resolve(**REGION, shared_secret_template="")
+    assert s.rules.shared is None
+    assert s.shared_secret_template == ""
+    assert [level for level, _ in s.rules.candidate_paths("x", "main", "deploy")] == ["pipeline", "team"]
+
+
+def test_shared_template_configured():
+    s = resolve(**REGION, shared_secret_template="/concourse/{{.Secret}}")
+    assert s.shared_secret_template == "/concourse/{{.Secret}}"
+    assert s.rules.candidate_paths("x", "main")[-1] == ("shared", "/concourse/x")
+
+
+# --- unknown options --------------------------------------------------------------------------
+
+
+def test_unknown_option_rejected():
+    with pytest.raises(ConfigError, match="unknown option\\(s\\): cache_ttl, regoin"):
+        resolve_settings({"region": "r", "regoin": "x", "cache_ttl": 1}, {})
