@@ -8,6 +8,7 @@ secret's decoded value, ``None`` when no secret is there, and raises ``LookupFai
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Protocol
 
 import boto3
@@ -55,12 +56,38 @@ class SecretReader(Protocol):
         ...
 
 
+class _NoWireBodies(logging.Filter):
+    """botocore logs whole request and response bodies at DEBUG, and those carry secret values:
+    an operator who turns on debug logging must not find their secrets in the log."""
+
+    BODY_FORMATS = frozenset({
+        "Response body:\n%r",
+        "Sending http request: %s",
+        "Rewinding stream: %s",
+        "Making request for %s with params: %s",
+    })
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.BODY_FORMATS
+
+
+_NO_WIRE_BODIES = _NoWireBodies()
+
+
+def _keep_bodies_out_of_logs() -> None:
+    for name in ("botocore.parsers", "botocore.endpoint", "botocore.awsrequest"):
+        logger = logging.getLogger(name)
+        if _NO_WIRE_BODIES not in logger.filters:
+            logger.addFilter(_NO_WIRE_BODIES)
+
+
 def make_client(settings: Settings) -> Any:
     """A Secrets Manager client with the configured credentials, or the SDK's default chain.
 
     botocore's own retries are switched off (one attempt in all): ``RetryingReader`` is the only
     retry loop, so ``--secret-retry-attempts`` means what it says and attempts never multiply.
     """
+    _keep_bodies_out_of_logs()
     session = boto3.session.Session(
         aws_access_key_id=settings.access_key,
         aws_secret_access_key=settings.secret_key,
