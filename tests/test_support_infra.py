@@ -10,50 +10,20 @@ import http.client
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config
-
+from conftest import SEED_POLICY, restricted_policy as team_policy
 from support import iam
 from support.faultproxy import FaultProxy
 from support.imds import ImdsServer
-from support.motoserver import MotoServer, start_moto_server
+from support.motoserver import MotoServer
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIDPROXYTEST0000001"
-
-SEED_POLICY: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Sid": "AllowAccessToSecretManagerParameters",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:ListSecrets"],
-            "Resource": "*",
-        },
-        {
-            "Sid": "AllowAccessGetSecret",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            "Resource": [
-                "arn:aws:secretsmanager:*:*:secret:/concourse/*",
-                "arn:aws:secretsmanager:*:*:secret:__concourse-health-check-??????",
-            ],
-        },
-    ],
-}
-
-
-def team_policy(team: str) -> dict[str, Any]:
-    """The seed policy restricted to one team's secrets."""
-    stmt = dict(SEED_POLICY["Statement"][1])
-    stmt["Resource"] = [r.replace("/concourse/*", f"/concourse/{team}/*") for r in stmt["Resource"]]
-    return {**SEED_POLICY, "Statement": [SEED_POLICY["Statement"][0], stmt]}
-
 
 def client(url: str, key: str = ACCESS_KEY, **config: Any) -> Any:
     return boto3.client(
@@ -72,25 +42,10 @@ def _no_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def proxy(moto: MotoServer) -> Iterator[FaultProxy]:
-    moto.reset()
-    with FaultProxy(moto.url) as fp:
-        yield fp
-        assert fp.errors == []
-
-
-@pytest.fixture
-def secrets(moto: MotoServer) -> Any:
+def secrets(moto_server: MotoServer) -> Any:
     """Create secrets directly on moto (bypassing the proxy)."""
-    direct = client(moto.url)
+    direct = client(moto_server.url)
     for name in ("/concourse/main/x", "/concourse/other-team/x", "/other/x", "__concourse-health-check"):
         direct.create_secret(Name=name, SecretString=f"value of {name}")
     return direct
@@ -307,8 +262,8 @@ def test_hang_times_out_client(proxy: FaultProxy, secrets: Any) -> None:
     assert sm.get_secret_value(SecretId="/concourse/main/x")["SecretString"]
 
 
-def test_stop_with_open_keepalive_connections(moto: MotoServer) -> None:
-    fp = FaultProxy(moto.url).start()
+def test_stop_with_open_keepalive_connections(moto_server: MotoServer) -> None:
+    fp = FaultProxy(moto_server.url).start()
     client(fp.url).list_secrets()
     fp.hang(30)
     outcome: list[BaseException] = []

@@ -5,8 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from pipeline_secrets.errors import ScopeNameError, VarNameError
 from pipeline_secrets.templates import LookupRules, SecretTemplate, check_scope

@@ -4,8 +4,7 @@ import copy
 from collections.abc import Iterator, Mapping
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from pipeline_secrets.errors import FieldError, UndefinedVarsError, VarSyntaxError
 from pipeline_secrets.vars import (
