@@ -3,6 +3,7 @@ loopback port, seeded from a YAML file of path -> value."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -66,6 +67,9 @@ def start_emulator(settings: Settings, secrets_file: Path | None = None) -> Emul
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its state per process, not per server: without a reset, an emulator started
+    # after another one in the same process would still hold the earlier seed's secrets.
+    _reset_moto(host, port)
     dev_settings = replace(
         settings,
         endpoint_url=f"http://{host}:{port}",
@@ -80,3 +84,16 @@ def start_emulator(settings: Settings, secrets_file: Path | None = None) -> Emul
     finally:
         backend.close()
     return Emulator(dev_settings, server)
+
+
+def _reset_moto(host: str, port: int) -> None:
+    """Drop all of moto's in-process state through its reset API (``POST /moto-api/reset``)."""
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("POST", "/moto-api/reset", body=b"")
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise ConfigError(f"--dev: resetting the embedded emulator failed: HTTP {response.status}")
+    finally:
+        connection.close()
