@@ -137,3 +137,13 @@ def connect(proxy: FaultProxy) -> Iterator[Callable[..., pipeline_secrets.Manage
 def get_calls(proxy: FaultProxy) -> list[str]:
     """The secret ids of GetSecretValue calls, in order."""
     return [record.secret_ids[0] for record in proxy.calls("GetSecretValue")]
+
+
+def read_ids(proxy: FaultProxy) -> list[str]:
+    """Every secret id read, by GetSecretValue or within a BatchGetSecretValue, in order."""
+    return [
+        secret_id
+        for record in proxy.log
+        if record.operation in ("GetSecretValue", "BatchGetSecretValue")
+        for secret_id in record.secret_ids
+    ]

@@ -8,7 +8,7 @@ import pytest
 from conftest import get_calls
 
 from pipeline_secrets import LookupFailed, UndefinedVarsError
-from pipeline_secrets.resilience import CachingReader, MemoryStore, RetryingReader
+from pipeline_secrets.resilience import CachingReader, Entry, MemoryStore, RetryingReader
 
 TEAM = "main"
 
@@ -172,22 +172,32 @@ class FakeClock:
 
 
 class CountingReader:
+    """A reader with fixed answers (a value, None, or a LookupFailed) that counts its calls."""
+
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
         self.calls: list[str] = []
 
     def get(self, path: str) -> Any:
-        self.calls.append(path)
-        answer = self.answers.get(path)
+        answer = self.get_many([path])[path]
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def get_many(self, paths):
+        self.calls.extend(paths)
+        return {path: self.answers.get(path) for path in paths}
+
+
+def caching(inner, clock, **options):
+    options = {"found_ttl": 60, "notfound_ttl": 10, **options}
+    return CachingReader(inner, MemoryStore(600, clock=clock), clock=clock, **options)
 
 
 def test_cache_entries_expire_after_their_ttl():
     clock = FakeClock()
     inner = CountingReader({"/found": "v"})
-    reader = CachingReader(inner, MemoryStore(600, clock), found_ttl=60, notfound_ttl=10)
+    reader = caching(inner, clock)
     reader.get("/found"), reader.get("/missing")
     clock.now += 9
     reader.get("/found"), reader.get("/missing")
@@ -203,7 +213,7 @@ def test_cache_entries_expire_after_their_ttl():
 def test_rotation_new_value_is_served_after_the_ttl():
     clock = FakeClock()
     inner = CountingReader({"/s": "old"})
-    reader = CachingReader(inner, MemoryStore(600, clock), found_ttl=60, notfound_ttl=10)
+    reader = caching(inner, clock)
     assert reader.get("/s") == "old"
     inner.answers["/s"] = "new"
     clock.now += 59
@@ -215,14 +225,68 @@ def test_rotation_new_value_is_served_after_the_ttl():
 def test_expired_entries_are_purged_every_purge_interval():
     clock = FakeClock()
     store = MemoryStore(purge_interval=300, clock=clock)
-    store.put("/a", True, "v", ttl=10)
-    store.put("/b", True, "v", ttl=1000)
+    store.put("/a", Entry(True, "v", clock.now + 10, clock.now + 10))
+    store.put("/b", Entry(True, "v", clock.now + 1000, clock.now + 1000))
     clock.now += 100
     store.get("/b")
     assert len(store) == 2  # expired, but the purge is not due yet
     clock.now += 200
     store.get("/b")
     assert len(store) == 1
+
+
+def test_the_store_is_bounded_least_recently_used_first():
+    clock = FakeClock()
+    store = MemoryStore(purge_interval=300, max_entries=2, clock=clock)
+    keep = Entry(True, "v", clock.now + 60, clock.now + 60)
+    store.put("/a", keep)
+    store.put("/b", keep)
+    store.get("/a")  # /b is now the least recently used
+    store.put("/c", keep)
+    assert (store.get("/a"), store.get("/b"), store.get("/c")) == (keep, None, keep)
+
+
+def test_stale_value_is_served_when_aws_throttles_within_the_bound():
+    clock = FakeClock()
+    inner = CountingReader({"/s": "v1"})
+    reader = caching(inner, clock, stale_if_error=300)
+    assert reader.get("/s") == "v1"
+    clock.now += 61  # expired
+    inner.answers["/s"] = LookupFailed("/s", "throttled", "Rate exceeded", code="ThrottlingException", retryable=True)
+    assert reader.get("/s") == "v1"  # stale, served
+    clock.now += 240  # 301 s after the fetch: past the bound
+    with pytest.raises(LookupFailed, match="Rate exceeded"):
+        reader.get("/s")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        LookupFailed("/s", "access-denied", "denied", code="AccessDeniedException"),
+        LookupFailed("/s", "decryption", "kms", code="DecryptionFailure"),
+    ],
+)
+def test_stale_values_never_mask_access_denied_or_other_answers_about_the_secret(failure):
+    clock = FakeClock()
+    inner = CountingReader({"/s": "v1"})
+    reader = caching(inner, clock, stale_if_error=300)
+    reader.get("/s")
+    clock.now += 61
+    inner.answers["/s"] = failure
+    with pytest.raises(LookupFailed):
+        reader.get("/s")
+    inner.answers["/s"] = None  # not found now: the secret was deleted
+    assert reader.get("/s") is None
+
+
+def test_stale_if_error_works_even_when_found_values_are_not_cached():
+    clock = FakeClock()
+    inner = CountingReader({"/s": "v1"})
+    reader = caching(inner, clock, found_ttl=0, stale_if_error=300)
+    reader.get("/s"), reader.get("/s")
+    assert inner.calls == ["/s", "/s"]  # never fresh
+    inner.answers["/s"] = LookupFailed("/s", "unavailable", "boom", code="InternalServiceError", retryable=True)
+    assert reader.get("/s") == "v1"
 
 
 def test_retry_waits_the_interval_and_grows_with_jitter_under_throttling():
@@ -247,3 +311,33 @@ def test_retry_waits_the_interval_and_grows_with_jitter_under_throttling():
     with pytest.raises(LookupFailed):
         low.get("/throttled")
     assert waits == [1.0, 1.0, 1.0]  # never below the interval
+
+
+def test_retry_gives_up_at_the_deadline_instead_of_waiting_past_it():
+    clock = FakeClock()
+    failing = {"/down": LookupFailed("/down", "unavailable", "boom", code="InternalServiceError", retryable=True)}
+    inner = CountingReader(failing)
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    reader = RetryingReader(inner, attempts=100, interval=2.0, deadline=5.0, sleep=sleep, clock=clock)
+    with pytest.raises(LookupFailed) as failure:
+        reader.get("/down")
+    assert len(inner.calls) == 3  # at 0 s, 2 s, 4 s; the next would start at 6 s > 5 s
+    assert "5s lookup deadline" in str(failure.value)
+    assert failure.value.attempts == 3
+
+
+def test_retry_of_a_batch_asks_again_only_for_the_retryable_paths():
+    inner = CountingReader({
+        "/ok": "v",
+        "/denied": LookupFailed("/denied", "access-denied", "no", code="AccessDeniedException"),
+        "/busy": LookupFailed("/busy", "throttled", "slow down", code="ThrottlingException", retryable=True),
+    })
+    reader = RetryingReader(inner, attempts=3, interval=0.0, sleep=lambda s: None)
+    answers = reader.get_many(["/ok", "/denied", "/busy", "/missing"])
+    assert answers["/ok"] == "v" and answers["/missing"] is None
+    assert answers["/denied"].attempts == 1
+    assert answers["/busy"].attempts == 3
+    assert inner.calls == ["/ok", "/denied", "/busy", "/missing", "/busy", "/busy"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, SEED_POLICY, get_calls, restricted_policy
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, SEED_POLICY, get_calls, read_ids, restricted_policy
 
 from pipeline_secrets.cli import main
 from pipeline_secrets.dev import default_secrets_file, example_pipeline_file
@@ -270,7 +270,7 @@ def test_interpolate_a_file(seed, cli, proxy, tmp_path):
     assert result.stderr == ""
     _check_interpolated(result.stdout)
     # Each path once: git found at pipeline level, db at team level.
-    assert sorted(get_calls(proxy)) == sorted(
+    assert sorted(read_ids(proxy)) == sorted(
         ["/concourse/main/deploy/git", "/concourse/main/deploy/db", "/concourse/main/db"]
     )
 

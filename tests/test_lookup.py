@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SEED_POLICY, get_calls, restricted_policy
+from conftest import SEED_POLICY, get_calls, read_ids, restricted_policy
 
 from pipeline_secrets import (
     FieldError,
@@ -211,7 +211,7 @@ def test_interpolate_reads_each_path_once_and_keeps_types(seed, connect, proxy):
         "tok-value": ["tok-value", "prefix-tok-value", True, "debug=true"],
     }
     assert list(result) == ["url", "port", "db", "tok-value"]
-    assert sorted(get_calls(proxy)) == sorted([
+    assert sorted(read_ids(proxy)) == sorted([
         "/concourse/main/deploy/db",
         "/concourse/main/deploy/token", "/concourse/main/token",
         "/concourse/main/deploy/flags", "/concourse/main/flags",

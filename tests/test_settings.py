@@ -46,8 +46,17 @@ def test_config_error_exit_status():
     assert ConfigError.exit_status == 2
 
 
+# Options of ours, beyond the spec's table: PIPELINE_SECRETS_* variables, never CONCOURSE_*.
+OUR_OPTIONS = {
+    "cache_max_entries": ("--secret-cache-max-entries", "PIPELINE_SECRETS_CACHE_MAX_ENTRIES"),
+    "cache_stale_if_error": ("--secret-cache-stale-if-error", "PIPELINE_SECRETS_CACHE_STALE_IF_ERROR"),
+    "lookup_timeout": ("--secret-lookup-timeout", "PIPELINE_SECRETS_LOOKUP_TIMEOUT"),
+    "batch": ("--aws-secretsmanager-batch", "PIPELINE_SECRETS_AWS_BATCH"),
+}
+
+
 def test_flags_and_env_names_match_the_spec_table():
-    assert {o.name: (o.flag, o.env) for o in OPTIONS} == SPEC_TABLE
+    assert {o.name: (o.flag, o.env) for o in OPTIONS} == {**SPEC_TABLE, **OUR_OPTIONS}
 
 
 def test_defaults():

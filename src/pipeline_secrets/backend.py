@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import boto3
@@ -25,6 +27,7 @@ from botocore.exceptions import (
 
 from ._version import __version__
 from .errors import LookupFailed
+from .metrics import Metrics
 from .settings import Settings
 
 HEALTH_CHECK_SECRET = "__concourse-health-check"
@@ -49,11 +52,23 @@ _KIND_BY_CODE = {
 
 
 class SecretReader(Protocol):
-    """What every layer between the AWS client and the manager offers: backend, retry, cache."""
+    """What every layer between the AWS client and the manager offers: backend, retry, cache..."""
 
     def get(self, path: str) -> Any | None:
         """The value at ``path``; ``None`` when there is no secret; raises ``LookupFailed``."""
         ...
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
+        """An answer for each path: its value, ``None`` (not found) or a ``LookupFailed``."""
+        ...
+
+
+def first_answer(reader: SecretReader, path: str) -> Any | None:
+    """``get`` in terms of ``get_many``, for wrappers that do all their work in ``get_many``."""
+    answer = reader.get_many([path])[path]
+    if isinstance(answer, LookupFailed):
+        raise answer
+    return answer
 
 
 class _NoWireBodies(logging.Filter):
@@ -96,40 +111,75 @@ def make_client(settings: Settings) -> Any:
     )
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=20,
+        connect_timeout=min(5.0, settings.lookup_timeout),
+        read_timeout=min(20.0, settings.lookup_timeout),
         max_pool_connections=32,
         user_agent_extra=f"pipeline-secrets/{__version__}",
     )
     return session.client("secretsmanager", endpoint_url=settings.endpoint_url, config=config)
 
 
-class SecretsManagerBackend:
-    """``SecretReader`` over one boto3 client (thread-safe, as boto3 clients are)."""
+BATCH_LIMIT = 20  # ids per BatchGetSecretValue call
 
-    def __init__(self, client: Any) -> None:
+
+class SecretsManagerBackend:
+    """``SecretReader`` over one boto3 client (thread-safe, as boto3 clients are).
+
+    ``get_many`` reads many paths with BatchGetSecretValue (20 ids a call, calls in parallel) when
+    ``batch`` is "on" or "auto"; in "auto" an AccessDenied on the batch call itself (the seed's
+    IAM policy does not grant it) switches to parallel GetSecretValue calls for good.
+    """
+
+    def __init__(self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 16) -> None:
         self._client = client
+        self._batch = batch
+        self._metrics = metrics or Metrics()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws")
+
+    @property
+    def batch_denied(self) -> bool:
+        """True once "auto" has fallen back to GetSecretValue."""
+        return self._batch == "auto-denied"
 
     def get(self, path: str) -> Any | None:
         try:
             response = self._client.get_secret_value(SecretId=path)
         except (ClientError, BotoCoreError) as exc:
             failure = classify_error(path, exc)
+            self._metrics.aws_call("GetSecretValue", "not-found" if failure is None else failure.kind)
             if failure is None:
                 return None
             raise failure from None
+        self._metrics.aws_call("GetSecretValue", "found")
         return decode_secret(path, response)
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
+        unique = list(dict.fromkeys(paths))
+        if len(unique) > 1 and self._batch in ("auto", "on"):
+            chunks = [unique[i : i + BATCH_LIMIT] for i in range(0, len(unique), BATCH_LIMIT)]
+            answers: dict[str, Any] = {}
+            for chunk_answers in self._pool.map(self._batch_get, chunks):
+                answers.update(chunk_answers)
+            left = [path for path in unique if path not in answers]  # batch call denied in "auto"
+            if not left:
+                return answers
+            self._batch = "auto-denied"
+            answers.update(zip(left, self._pool.map(self._answer, left)))
+            return answers
+        if len(unique) == 1:
+            return {unique[0]: self._answer(unique[0])}
+        return dict(zip(unique, self._pool.map(self._answer, unique)))
 
     def health(self) -> dict[str, Any]:
         """Spec 5: GetSecretValue on the literal health-check id, without retry."""
-        try:
-            self.get(HEALTH_CHECK_SECRET)
-        except LookupFailed as exc:
-            return {"error": exc.detail if exc.code is None else f"{exc.code}: {exc.detail}",
+        answer = self._answer(HEALTH_CHECK_SECRET)
+        if isinstance(answer, LookupFailed):
+            return {"error": answer.detail if answer.code is None else f"{answer.code}: {answer.detail}",
                     "method": "GetSecretValue"}
         return {"response": {"status": "UP"}, "method": "GetSecretValue"}
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def put(self, path: str, value: str) -> str:
@@ -144,20 +194,51 @@ class SecretsManagerBackend:
         except (ClientError, BotoCoreError) as exc:
             raise (classify_error(path, exc) or LookupFailed(path, "error", str(exc))) from None
 
+    def _answer(self, path: str) -> Any:
+        try:
+            return self.get(path)
+        except LookupFailed as exc:
+            return exc
+
+    def _batch_get(self, paths: list[str]) -> dict[str, Any]:
+        """One BatchGetSecretValue call; {} when "auto" finds the call itself denied."""
+        try:
+            response = self._client.batch_get_secret_value(SecretIdList=paths)
+        except (ClientError, BotoCoreError) as exc:
+            failure = classify_error(paths[0], exc) or LookupFailed(paths[0], "error", str(exc))
+            self._metrics.aws_call("BatchGetSecretValue", failure.kind)
+            if failure.kind == "access-denied" and self._batch != "on":
+                return {}
+            detail = f"BatchGetSecretValue failed: {failure.detail}"
+            if failure.kind == "access-denied":
+                detail += " (grant secretsmanager:BatchGetSecretValue, or use --aws-secretsmanager-batch auto)"
+            return {
+                path: LookupFailed(path, failure.kind, detail, code=failure.code, retryable=failure.retryable)
+                for path in paths
+            }
+        self._metrics.aws_call("BatchGetSecretValue", "ok")
+        answers: dict[str, Any] = {}
+        for entry in response.get("SecretValues", []):
+            try:
+                answers[entry["Name"]] = decode_secret(entry["Name"], entry)
+            except LookupFailed as exc:
+                answers[entry["Name"]] = exc
+        for error in response.get("Errors", []):
+            path = error.get("SecretId", "")
+            answers[path] = classify_code(path, error.get("ErrorCode", ""), error.get("Message") or "no message")
+        for path in paths:
+            answers.setdefault(path, LookupFailed(
+                path, "network", "incomplete answer: BatchGetSecretValue said nothing of this id", retryable=True
+            ))
+        return {path: answers[path] for path in paths}
+
 
 def classify_error(path: str, exc: Exception) -> LookupFailed | None:
     """``None`` for not found; otherwise the typed failure, retryable or not."""
     if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in _NOT_FOUND_CODES:
-            return None
         detail = exc.response.get("Error", {}).get("Message") or "no message"
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if code in _THROTTLING_CODES or status == 429:
-            return LookupFailed(path, "throttled", detail, code=code, retryable=True)
-        if code in _TRANSIENT_CODES or status >= 500:
-            return LookupFailed(path, "unavailable", detail, code=code, retryable=True)
-        return LookupFailed(path, _KIND_BY_CODE.get(code, "error"), detail, code=code)
+        return classify_code(path, _code(exc), detail, status)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
         return LookupFailed(
             path, "credentials",
@@ -167,6 +248,17 @@ def classify_error(path: str, exc: Exception) -> LookupFailed | None:
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
         return LookupFailed(path, "network", str(exc), retryable=True)
     return LookupFailed(path, "error", f"{type(exc).__name__}: {exc}")
+
+
+def classify_code(path: str, code: str, detail: str, status: int = 0) -> LookupFailed | None:
+    """An AWS error code (and HTTP status) as ``None`` for not found, or a typed failure."""
+    if code in _NOT_FOUND_CODES:
+        return None
+    if code in _THROTTLING_CODES or status == 429:
+        return LookupFailed(path, "throttled", detail, code=code, retryable=True)
+    if code in _TRANSIENT_CODES or status >= 500:
+        return LookupFailed(path, "unavailable", detail, code=code, retryable=True)
+    return LookupFailed(path, _KIND_BY_CODE.get(code, "error"), detail, code=code)
 
 
 def decode_secret(path: str, response: dict[str, Any]) -> Any:

@@ -47,7 +47,7 @@ def _aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _metavar(kind: str) -> str:
-    return {"duration": "DURATION", "count": "N", "template": "TEMPLATE"}.get(kind, "TEXT")
+    return {"duration": "DURATION", "count": "N", "template": "TEMPLATE", "choice": "auto|on|off"}.get(kind, "TEXT")
 
 
 def _scope_options(command: Callable[..., Any]) -> Callable[..., Any]:

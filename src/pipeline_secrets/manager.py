@@ -1,18 +1,23 @@
-"""The public library API: settings -> AWS backend -> retry -> cache -> lookup rules -> vars."""
+"""The public library API: settings -> AWS backend -> retry -> cache -> single-flight -> lookup
+rules -> vars."""
 
 from __future__ import annotations
 
 import copy
+import functools
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import vars as vars_
 from .backend import SecretReader, SecretsManagerBackend, make_client
-from .errors import LookupFailed, PipelineSecretsError, UndefinedVarsError, VarNameError
-from .resilience import CachingReader, MemoryStore, RetryingReader
+from .errors import ConfigError, LookupFailed, PipelineSecretsError, UndefinedVarsError, VarNameError
+from .metrics import Metrics
+from .resilience import CacheStore, CachingReader, Entry, MemoryStore, RetryingReader, SingleFlightReader
 from .settings import Settings, resolve_settings
 from .templates import check_scope
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -42,17 +47,36 @@ class PathProbe:
 # "found", "not found", "skipped: ..." or "error: ...". Never given the value.
 Trace = Callable[[str, str, str], None]
 
+_parse_var = functools.lru_cache(maxsize=4096)(vars_.parse_var)
+
 
 class Manager:
-    """Resolves vars for a team and an optional pipeline. Thread-safe; close it when done."""
+    """Resolves vars for a team and an optional pipeline. Thread-safe; close it when done.
+
+    All the names a call needs are resolved together, in rounds: every name's first candidate
+    path in one batched read, then the next candidate of the names not found, and so on, so a
+    document costs at most one round trip per template level, not one per var and path.
+    """
 
     def __init__(
-        self, settings: Settings, backend: SecretsManagerBackend, reader: SecretReader, uncached: SecretReader
+        self,
+        settings: Settings,
+        backend: SecretsManagerBackend,
+        reader: SecretReader,
+        *,
+        uncached: SecretReader,
+        cache: CachingReader | None = None,
+        positions: CacheStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self._backend = backend
         self._reader = reader
         self._uncached = uncached
+        self._cache = cache
+        self._positions = positions
+        self._metrics = metrics or Metrics()
+        self._candidates = functools.lru_cache(maxsize=8192)(settings.rules.candidate_paths)
 
     def lookup(self, var: str, *, team: str, pipeline: str | None = None, trace: Trace | None = None) -> Any:
         """The value of one var (the text inside ``((..))``), fields applied.
@@ -60,11 +84,13 @@ class Manager:
         Raises ``UndefinedVarsError`` when no candidate path holds the secret, ``LookupFailed``
         when AWS fails, ``VarSyntaxError``/``VarNameError``/``FieldError`` for the var itself.
         """
-        ref = vars_.parse_var(var)
-        _, value = self._find(ref.path, team, pipeline, trace)
-        if value is None:
+        ref = _parse_var(var)
+        result = self._resolve([ref.path], team, pipeline, trace)[ref.path]
+        if result.error is not None:
+            raise result.error
+        if not result.found:
             raise UndefinedVarsError([ref.path])
-        return copy.deepcopy(vars_.walk_fields(value, ref))
+        return copy.deepcopy(vars_.walk_fields(result.value, ref))
 
     def interpolate(
         self, document: Any, *, team: str, pipeline: str | None = None, allow_missing: bool = False
@@ -84,16 +110,7 @@ class Manager:
     def resolve(self, names: Iterable[str], *, team: str, pipeline: str | None = None) -> dict[str, Resolved]:
         """Resolve secret names (var paths, without fields) to a ``Resolved`` each, never raising
         for one name's failure: a refused name or an AWS failure is that name's ``error``."""
-        check_scope(team, pipeline)
-        results: dict[str, Resolved] = {}
-        for name in dict.fromkeys(names):
-            try:
-                path, value = self._find(name, team, pipeline, None)
-            except (VarNameError, LookupFailed) as exc:
-                results[name] = Resolved(name, error=exc)
-            else:
-                results[name] = Resolved(name, value=value, path=path)
-        return results
+        return self._resolve(names, team, pipeline, None)
 
     def probe(self, name: str, *, team: str, pipeline: str | None = None) -> list[PathProbe]:
         """Ask every candidate path of ``name``, bypassing the cache, and say for each whether it
@@ -109,18 +126,43 @@ class Manager:
                 probes.append(PathProbe(level, path, "readable" if found else "not found"))
         return probes
 
+    def put(
+        self, name: str, value: str, *, team: str, pipeline: str | None = None, level: str = "pipeline"
+    ) -> tuple[str, str]:
+        """Store ``value`` as plaintext at the ``level`` path ("pipeline", "team" or "shared") a
+        lookup of ``name`` reads; returns (path, ARN). The name is checked exactly as lookups
+        check it, so nothing is written where no lookup finds it or into another team's or
+        pipeline's scope. Raises ``ConfigError`` when that level has no path here (no pipeline,
+        no shared template), ``LookupFailed`` when AWS refuses. This Manager's cache may serve
+        the previous value until its entry expires."""
+        paths = dict(self.settings.rules.candidate_paths(name, team, pipeline))
+        if level not in paths:
+            why = "give --pipeline" if level == "pipeline" else "no shared secret template is configured"
+            raise ConfigError(f"no {level}-level path for '{name}': {why}")
+        return paths[level], self._backend.put(paths[level], value)
+
     def lookup_paths(self, *, team: str, pipeline: str | None = None) -> list[str]:
         """The candidate path templates in lookup order, ``{{.Secret}}`` left in place."""
         return self.settings.rules.lookup_paths(team, pipeline)
 
     def candidate_paths(self, var: str, *, team: str, pipeline: str | None = None) -> list[str]:
         """The paths a lookup of ``var`` would try, in order (checked, not looked up)."""
-        ref = vars_.parse_var(var)
+        ref = _parse_var(var)
         return [path for _, path in self.settings.rules.candidate_paths(ref.path, team, pipeline)]
 
     def health(self) -> dict[str, Any]:
         """Spec 5: ``{"response": {"status": "UP"}, ...}`` or ``{"error": ..., ...}``."""
         return self._backend.health()
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters of this manager: AWS calls by operation and outcome, cache hits, misses and
+        stale serves, throttles, retries, lookups and their total time."""
+        return self._metrics.snapshot()
+
+    @property
+    def metrics_registry(self) -> Any:
+        """The prometheus-client registry behind ``metrics()``, for exporters."""
+        return self._metrics.registry
 
     def close(self) -> None:
         self._backend.close()
@@ -131,41 +173,124 @@ class Manager:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _find(
-        self, name: str, team: str, pipeline: str | None, trace: Trace | None
-    ) -> tuple[str | None, Any | None]:
-        rules = self.settings.rules
-        candidates = rules.candidate_paths(name, team, pipeline)
+    def _resolve(
+        self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None
+    ) -> dict[str, Resolved]:
+        started = time.perf_counter()
+        check_scope(team, pipeline)
         if trace:
-            for level, template in rules.skipped(pipeline):
+            for level, template in self.settings.rules.skipped(pipeline):
                 trace(level, template.text, "skipped: no pipeline (one-off build)")
-        for level, path in candidates:
+        results: dict[str, Resolved] = {}
+        plans: dict[str, list[tuple[str, str]]] = {}
+        position: dict[str, int] = {}
+        for name in dict.fromkeys(names):
             try:
-                value = self._reader.get(path)
-            except LookupFailed as exc:
+                plans[name] = self._candidates(name, team, pipeline)
+            except VarNameError as exc:
+                results[name] = Resolved(name, error=exc)
+                continue
+            position[name] = self._remembered_position(name, team, pipeline, plans[name], trace)
+        while plans:
+            wanted = {name: candidates[position[name]] for name, candidates in plans.items()}
+            answers = self._read([path for _, path in wanted.values()])
+            for name, (level, path) in wanted.items():
+                answer = answers[path]
                 if trace:
-                    trace(level, path, f"error: {exc}")
-                raise
-            if trace:
-                trace(level, path, "not found" if value is None else "found")
-            if value is not None:
-                return path, value
-        return None, None
+                    trace(level, path, _outcome(answer))
+                if isinstance(answer, LookupFailed):
+                    results[name] = Resolved(name, error=answer)
+                elif answer is not None:
+                    results[name] = Resolved(name, value=answer, path=path)
+                    if position[name] > 0:
+                        self._remember_position(name, team, pipeline, position[name])
+                elif position[name] + 1 < len(plans[name]):
+                    position[name] += 1
+                    continue
+                else:
+                    results[name] = Resolved(name)
+                del plans[name]
+        self._metrics.lookup_seconds.observe(time.perf_counter() - started)
+        return results
+
+    def _read(self, paths: list[str]) -> dict[str, Any]:
+        """Fresh cache entries straight away; everything else down the reader stack at once."""
+        answers: dict[str, Any] = {}
+        if self._cache is not None:
+            for path in paths:
+                entry = self._cache.fresh(path)
+                if entry is not None:
+                    answers[path] = entry.value if entry.found else None
+        misses = [path for path in paths if path not in answers]
+        if misses:
+            answers.update(self._reader.get_many(misses))
+        return answers
+
+    # Fallback-aware negative caching (Concourse issue 6052): a var found at team level after a
+    # pipeline miss would otherwise cost a pipeline-path call every time the short not-found TTL
+    # runs out. Where a name was found is remembered as long as the value itself is cached
+    # (not at all when either cache duration is 0: that operator wants new secrets seen at once).
+
+    def _remembered_position(
+        self, name: str, team: str, pipeline: str | None, candidates: list[tuple[str, str]], trace: Trace | None
+    ) -> int:
+        if self._positions is None:
+            return 0
+        entry = self._positions.get(_position_key(name, team, pipeline))
+        if entry is None or entry.fresh_until <= time.time() or entry.value >= len(candidates):
+            return 0
+        if trace:
+            for level, path in candidates[: entry.value]:
+                trace(level, path, "not found (remembered from an earlier lookup)")
+        return int(entry.value)
+
+    def _remember_position(self, name: str, team: str, pipeline: str | None, position: int) -> None:
+        if self._positions is not None:
+            until = time.time() + self.settings.cache_duration
+            self._positions.put(_position_key(name, team, pipeline), Entry(True, position, until, until))
+
+
+def _position_key(name: str, team: str, pipeline: str | None) -> str:
+    return f"{team}\0{pipeline or ''}\0{name}"
+
+
+def _outcome(answer: Any) -> str:
+    if isinstance(answer, LookupFailed):
+        return f"error: {answer}"
+    return "not found" if answer is None else "found"
 
 
 def build_manager(settings: Settings) -> Manager:
-    """Assemble the reader stack for ``settings``: backend, retry, then cache."""
-    backend = SecretsManagerBackend(make_client(settings))
-    retrying = RetryingReader(backend, attempts=settings.retry_attempts, interval=settings.retry_interval)
+    """Assemble the reader stack for ``settings``:
+    ``SingleFlightReader(CachingReader(RetryingReader(SecretsManagerBackend)))``.
+
+    Single-flight sits outside the cache, so a caller that arrives just after a fetch finds the
+    cache filled rather than starting a second call for the same path.
+    """
+    metrics = Metrics()
+    backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=metrics)
+    retrying = RetryingReader(
+        backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
+        deadline=settings.lookup_timeout, metrics=metrics,
+    )
+    cache = positions = None
     reader: SecretReader = retrying
     if settings.cache_enabled:
-        reader = CachingReader(
+        cache = CachingReader(
             retrying,
-            MemoryStore(settings.cache_purge_interval),
+            MemoryStore(settings.cache_purge_interval, settings.cache_max_entries),
             found_ttl=settings.cache_duration,
             notfound_ttl=settings.cache_duration_notfound,
+            stale_if_error=settings.cache_stale_if_error,
+            metrics=metrics,
         )
-    return Manager(settings, backend, reader, retrying)
+        reader = cache
+        if settings.cache_duration > 0 and settings.cache_duration_notfound > 0:
+            positions = MemoryStore(settings.cache_purge_interval, settings.cache_max_entries)
+    return Manager(
+        settings, backend, SingleFlightReader(reader),
+        uncached=retrying, cache=cache, positions=positions, metrics=metrics,
+    )
 
 
 def connect(

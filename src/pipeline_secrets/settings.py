@@ -28,7 +28,16 @@ class Option:
 
 
 def _o(name: str, flag: str, env: str, default: Any, kind: str, help: str) -> Option:
+    """An option Concourse has too: its environment variable is CONCOURSE_<env>."""
     return Option(name, flag, "CONCOURSE_" + env, default, kind, help)
+
+
+def _ours(name: str, flag: str, env: str, default: Any, kind: str, help: str) -> Option:
+    """An option of ours only: its environment variable is PIPELINE_SECRETS_<env>."""
+    return Option(name, flag, "PIPELINE_SECRETS_" + env, default, kind, help)
+
+
+BATCH_MODES = ("auto", "on", "off")
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -61,6 +70,14 @@ OPTIONS: tuple[Option, ...] = (
        "Attempts in all for a retryable AWS failure (1 = no retry)."),
     _o("retry_interval", "--secret-retry-interval", "SECRET_RETRY_INTERVAL", "1s", "duration",
        "Wait between attempts (grows with jitter under throttling)."),
+    _ours("cache_max_entries", "--secret-cache-max-entries", "CACHE_MAX_ENTRIES", 10000, "count",
+          "Most cached paths kept; the least recently used go first."),
+    _ours("cache_stale_if_error", "--secret-cache-stale-if-error", "CACHE_STALE_IF_ERROR", "0", "duration",
+          "When AWS throttles, times out or fails (5xx), serve a value fetched at most this long ago; 0: off."),
+    _ours("lookup_timeout", "--secret-lookup-timeout", "LOOKUP_TIMEOUT", "30s", "duration",
+          "Deadline of one lookup, retries and waits included."),
+    _ours("batch", "--aws-secretsmanager-batch", "AWS_BATCH", "auto", "choice",
+          "BatchGetSecretValue for many paths at once: auto (fall back to GetSecretValue when denied), on, off."),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -83,6 +100,10 @@ class Settings:
     cache_purge_interval: float = 600.0
     retry_attempts: int = 5
     retry_interval: float = 1.0
+    cache_max_entries: int = 10000
+    cache_stale_if_error: float = 0.0
+    lookup_timeout: float = 30.0
+    batch: str = "auto"
     # Only the embedded emulator sets this; users point the SDK elsewhere with AWS_ENDPOINT_URL*.
     endpoint_url: str | None = None
 
@@ -146,6 +167,10 @@ def resolve_settings(
         cache_purge_interval=values["cache_purge_interval"],
         retry_attempts=values["retry_attempts"],
         retry_interval=values["retry_interval"],
+        cache_max_entries=values["cache_max_entries"],
+        cache_stale_if_error=values["cache_stale_if_error"],
+        lookup_timeout=values["lookup_timeout"],
+        batch=values["batch"],
         endpoint_url=endpoint_url,
     )
 
@@ -160,9 +185,15 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
             return _to_bool(raw)
         if option.kind == "duration":
             seconds = to_seconds(raw)
-            if seconds < 0:
+            if not seconds >= 0:  # also refuses NaN
                 raise ValueError(f"must not be negative, got '{raw}'")
+            if option.name == "lookup_timeout" and seconds == 0:
+                raise ValueError("must be more than 0")
             return seconds
+        if option.kind == "choice":
+            if str(raw) not in BATCH_MODES:
+                raise ValueError(f"'{raw}' is not one of {', '.join(BATCH_MODES)}")
+            return str(raw)
         if option.kind == "count":
             if isinstance(raw, bool) or not (isinstance(raw, int) or str(raw).strip().lstrip("+-").isdigit()):
                 raise ValueError(f"not a whole number: '{raw}'")

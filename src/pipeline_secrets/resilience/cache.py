@@ -1,84 +1,159 @@
-"""In-memory cache of lookup answers, keyed by the full secret path (spec 6).
+"""Cache of lookup answers, keyed by the full secret path (spec 6), with stale-if-error.
 
-The store sits behind a two-method interface (``get``/``put``) so that a shared tier (Redis) can
-take the place of ``MemoryStore`` when one web node is not enough.
+The store sits behind a two-method interface (``get``/``put`` of an ``Entry``) so that a shared
+tier (Redis) can take the place of ``MemoryStore`` when one web node is not enough; entries carry
+wall-clock times for that reason.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..backend import SecretReader
+from ..backend import SecretReader, first_answer
+from ..errors import LookupFailed
+from ..metrics import Metrics
+
+# Failures under which a recent value may be served: AWS is slow, down or rate-limiting us.
+# Access denied and not found are answers about the secret itself and are never masked.
+STALE_SERVABLE = frozenset({"throttled", "unavailable", "network"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    found: bool
+    value: Any
+    fresh_until: float  # answer the lookup from the cache until then
+    keep_until: float  # after fresh_until, keep the value for stale-if-error until then
 
 
 class CacheStore(Protocol):
-    def get(self, key: str) -> tuple[bool, Any] | None:
-        """``(found, value)`` while the entry lives, else ``None``."""
+    def get(self, key: str) -> Entry | None:
+        """The entry while it is kept, else ``None``."""
         ...
 
-    def put(self, key: str, found: bool, value: Any, ttl: float) -> None: ...
+    def put(self, key: str, entry: Entry) -> None: ...
 
 
 class MemoryStore:
-    """A thread-safe dict with expiry; expired entries are dropped every ``purge_interval``."""
+    """A thread-safe LRU dict with expiry; expired entries are dropped every ``purge_interval``."""
 
-    def __init__(self, purge_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._entries: dict[str, tuple[float, bool, Any]] = {}
+    def __init__(
+        self, purge_interval: float, max_entries: int = 10000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._clock = clock
         self._purge_interval = purge_interval
-        self._last_purge = clock()
+        self._max_entries = max_entries
+        self._next_purge = clock() + purge_interval
 
-    def get(self, key: str) -> tuple[bool, Any] | None:
+    def get(self, key: str) -> Entry | None:
         now = self._clock()
         with self._lock:
-            self._purge_if_due(now)
+            if now >= self._next_purge:
+                self._purge(now)
             entry = self._entries.get(key)
-            if entry is None or entry[0] <= now:
+            if entry is None or entry.keep_until <= now:
                 return None
-            return entry[1], entry[2]
+            self._entries.move_to_end(key)
+            return entry
 
-    def put(self, key: str, found: bool, value: Any, ttl: float) -> None:
+    def put(self, key: str, entry: Entry) -> None:
         now = self._clock()
         with self._lock:
-            self._purge_if_due(now)
-            self._entries[key] = (now + ttl, found, value)
+            if now >= self._next_purge:
+                self._purge(now)
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
-    def _purge_if_due(self, now: float) -> None:
-        if now - self._last_purge < self._purge_interval:
-            return
-        self._last_purge = now
-        for key in [k for k, (expires, _, _) in self._entries.items() if expires <= now]:
+    def _purge(self, now: float) -> None:
+        self._next_purge = now + self._purge_interval
+        for key in [key for key, entry in self._entries.items() if entry.keep_until <= now]:
             del self._entries[key]
 
 
 class CachingReader:
-    """Caches found values for ``found_ttl`` and not-found answers for ``notfound_ttl`` seconds.
+    """Answers from the store while fresh: found values for ``found_ttl``, not-found answers for
+    ``notfound_ttl`` seconds (0 disables that kind: Concourse reads 0 as "forever", a trap).
 
-    A TTL of 0 disables that kind of caching (Concourse reads 0 as "forever"; we refuse that
-    trap). Failures pass through and are never cached as answers.
+    With ``stale_if_error`` > 0, a found value stays in the store that long after it was fetched;
+    when AWS then throttles, times out or fails with 5xx, that value is served (and counted as a
+    stale serve) instead of the failure. Failures are never stored as answers.
     """
 
-    def __init__(self, inner: SecretReader, store: CacheStore, *, found_ttl: float, notfound_ttl: float) -> None:
+    def __init__(
+        self,
+        inner: SecretReader,
+        store: CacheStore,
+        *,
+        found_ttl: float,
+        notfound_ttl: float,
+        stale_if_error: float = 0.0,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._inner = inner
         self._store = store
         self._found_ttl = found_ttl
         self._notfound_ttl = notfound_ttl
+        self._stale_if_error = stale_if_error
+        self._metrics = metrics or Metrics()
+        self._clock = clock
 
     def get(self, path: str) -> Any | None:
-        cached = self._store.get(path)
-        if cached is not None:
-            found, value = cached
-            return value if found else None
-        value = self._inner.get(path)
-        ttl = self._notfound_ttl if value is None else self._found_ttl
-        if ttl > 0:
-            self._store.put(path, value is not None, value, ttl)
-        return value
+        return first_answer(self, path)
+
+    def fresh(self, path: str) -> Entry | None:
+        """The fresh entry for ``path``, if any: the hot path of a cached lookup."""
+        entry = self._store.get(path)
+        if entry is not None and entry.fresh_until > self._clock():
+            self._metrics.cache_hit.inc()
+            return entry
+        return None
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
+        now = self._clock()
+        answers: dict[str, Any] = {}
+        stale: dict[str, Entry] = {}
+        for path in dict.fromkeys(paths):
+            entry = self._store.get(path)
+            if entry is not None and entry.fresh_until > now:
+                self._metrics.cache_hit.inc()
+                answers[path] = entry.value if entry.found else None
+                continue
+            self._metrics.cache_miss.inc()
+            if entry is not None and entry.found:
+                stale[path] = entry
+        misses = [path for path in dict.fromkeys(paths) if path not in answers]
+        if not misses:
+            return answers
+        fetched = self._inner.get_many(misses)
+        now = self._clock()
+        for path in misses:
+            answer = fetched[path]
+            if isinstance(answer, LookupFailed):
+                if answer.kind in STALE_SERVABLE and path in stale:
+                    self._metrics.cache_stale.inc()
+                    answer = stale[path].value
+            else:
+                self._remember(path, answer, now)
+            answers[path] = answer
+        return answers
+
+    def _remember(self, path: str, value: Any | None, now: float) -> None:
+        found = value is not None
+        ttl = self._found_ttl if found else self._notfound_ttl
+        keep = max(ttl, self._stale_if_error) if found else ttl
+        if keep > 0:
+            self._store.put(path, Entry(found, value, now + ttl, now + keep))

@@ -1,0 +1,64 @@
+"""Counters of the lookups of one manager: AWS calls, cache, throttles, retries, latency.
+
+Kept in a prometheus-client registry of the manager's own, so that the web node can publish them
+as they are, and the library can hand out a plain snapshot. Labels never carry var names, paths or
+values: only operations and outcome classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.aws_calls = Counter(
+            "pipeline_secrets_aws_calls", "AWS API calls by operation and outcome.",
+            ["operation", "outcome"], registry=self.registry,
+        )
+        self.cache = Counter(
+            "pipeline_secrets_cache_lookups", "Cache lookups by result: hit, miss, stale (served under an AWS error).",
+            ["result"], registry=self.registry,
+        )
+        self.throttles = Counter(
+            "pipeline_secrets_throttles", "Throttling answers from AWS.", registry=self.registry
+        )
+        self.retries = Counter("pipeline_secrets_retries", "Retried AWS reads.", registry=self.registry)
+        self.lookup_seconds = Histogram(
+            "pipeline_secrets_lookup_duration_seconds", "Time to resolve the vars of one lookup or document.",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        # Bound children: the hot path then costs no label lookup.
+        self.cache_hit = self.cache.labels("hit")
+        self.cache_miss = self.cache.labels("miss")
+        self.cache_stale = self.cache.labels("stale")
+
+    def aws_call(self, operation: str, outcome: str) -> None:
+        self.aws_calls.labels(operation, outcome.replace("-", "_")).inc()
+        if outcome == "throttled":
+            self.throttles.inc()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain dict of every counter, e.g. ``{"aws_calls": {"GetSecretValue": {"found": 3}}, ...}``."""
+        out: dict[str, Any] = {"aws_calls": {}, "cache": {"hit": 0, "miss": 0, "stale": 0}}
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                name, labels, value = sample.name, sample.labels, sample.value
+                if name == "pipeline_secrets_aws_calls_total":
+                    out["aws_calls"].setdefault(labels["operation"], {})[labels["outcome"]] = int(value)
+                elif name == "pipeline_secrets_cache_lookups_total":
+                    out["cache"][labels["result"]] = int(value)
+                elif name == "pipeline_secrets_throttles_total":
+                    out["throttles"] = int(value)
+                elif name == "pipeline_secrets_retries_total":
+                    out["retries"] = int(value)
+                elif name == "pipeline_secrets_lookup_duration_seconds_count":
+                    out.setdefault("lookups", {})["count"] = int(value)
+                elif name == "pipeline_secrets_lookup_duration_seconds_sum":
+                    out.setdefault("lookups", {})["seconds_total"] = value
+        return out

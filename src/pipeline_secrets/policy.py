@@ -1,0 +1,160 @@
+"""The IAM policy the configured templates need (spec 7), derived from the templates themselves.
+
+Why derive it: the seed's example policy fits only the default templates. An operator who copies it
+while using custom templates grants the wrong paths, and a policy that misses the pipeline path
+silently breaks team-level lookups too (spec 2: the pipeline path is asked first, and a denial
+there fails the lookup). Built from the same ``LookupRules`` the lookups use, the policy and the
+lookups cannot disagree.
+
+Patterns use IAM's wildcards: ``*`` any run of characters (``/`` included), ``?`` one character.
+AWS appends ``-`` and 6 random characters to every secret's ARN, so a pattern that names a secret
+exactly ends in ``-??????``; one that ends in a wildcard already covers the suffix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .backend import HEALTH_CHECK_SECRET
+from .errors import ConfigError, ScopeNameError
+from .templates import LookupRules, SecretTemplate, check_scope
+
+ARN_PREFIX = "arn:aws:secretsmanager:*:*:secret:"
+RANDOM_SUFFIX = "-??????"
+READ_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+WRITE_ACTIONS = ("secretsmanager:CreateSecret", "secretsmanager:PutSecretValue")
+BATCH_ACTION = "secretsmanager:BatchGetSecretValue"
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9/_+=.@-]*")  # Secrets Manager's characters for names
+_SCOPE_CHARS = re.compile(r"[A-Za-z0-9_+=.@-]+")  # a team or pipeline: one segment, no wildcard
+
+
+@dataclass(frozen=True)
+class GeneratedPolicy:
+    """The policy document, and notes for the operator about what IAM cannot express."""
+
+    document: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def build_policy(
+    rules: LookupRules, *, team: str | None = None, pipeline: str | None = None, batch: bool = False
+) -> GeneratedPolicy:
+    """The policy that lets lookups read every path the templates make for ``team`` and
+    ``pipeline`` (``None``: any), the health-check secret, and nothing else of Secrets Manager.
+
+    Raises ``ScopeNameError`` for a team or pipeline name that cannot be part of a path (or would
+    widen the policy with a wildcard), ``ConfigError`` for a template no secret name can match.
+    """
+    _check_restriction(team, pipeline)
+    names = secret_name_patterns(rules, team=team, pipeline=pipeline)
+    resources = [ARN_PREFIX + name for name in names]
+    resources.append(ARN_PREFIX + HEALTH_CHECK_SECRET + RANDOM_SUFFIX)
+    statements: list[dict[str, Any]] = [
+        {"Sid": "AllowAccessToSecretManagerParameters", "Effect": "Allow",
+         "Action": ["secretsmanager:ListSecrets"], "Resource": "*"},
+        {"Sid": "AllowAccessGetSecret", "Effect": "Allow", "Action": list(READ_ACTIONS), "Resource": resources},
+    ]
+    if batch:
+        # BatchGetSecretValue has no resource-level permissions: it is granted on "*", and AWS
+        # still checks GetSecretValue on each secret the batch names.
+        statements.append({"Sid": "AllowBatchGetSecretValue", "Effect": "Allow",
+                           "Action": [BATCH_ACTION], "Resource": "*"})
+    document = {"Version": "2012-10-17", "Statement": statements}
+    return GeneratedPolicy(document, tuple(_overlap_notes(rules, names, team, pipeline)))
+
+
+def secret_name_patterns(rules: LookupRules, *, team: str | None, pipeline: str | None) -> list[str]:
+    """The IAM name patterns of every template, in lookup order, without those another pattern
+    already covers. Pipeline-dependent templates are included even without ``pipeline``: a team
+    restriction covers all of the team's pipelines."""
+    patterns: list[str] = []
+    for _, template in _configured(rules):
+        pattern = name_pattern(template, team=team, pipeline=pipeline)
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return [p for p in patterns if not any(other != p and covers(other, p) for other in patterns)]
+
+
+def name_pattern(template: SecretTemplate, *, team: str | None, pipeline: str | None) -> str:
+    """The IAM pattern of the names ``template`` renders: ``{{.Secret}}`` and any unbound field
+    become ``*``; a pattern that ends in text (``{{.Secret}}`` not last) gets ``-??????``."""
+    bound = {"Team": team, "Pipeline": pipeline, "Secret": None}
+    out = ""
+    for kind, value in template.parts:
+        if kind == "text":
+            if not _NAME_CHARS.fullmatch(value):
+                raise ConfigError(
+                    f"template '{template.text}': '{value}' has characters Secrets Manager does not "
+                    "allow in secret names (ASCII letters, digits and /_+=.@-)"
+                )
+            out += value
+        elif bound[value] is not None:
+            out += str(bound[value])
+        elif not out.endswith("*"):
+            out += "*"
+    return out if out.endswith("*") else out + RANDOM_SUFFIX
+
+
+def exact_arn(path: str, region: str = "*") -> str:
+    """The ARN pattern of the one secret at ``path``, for messages that say what to allow."""
+    return f"arn:aws:secretsmanager:{region}:*:secret:{path}{RANDOM_SUFFIX}"
+
+
+def covers(broad: str, narrow: str) -> bool:
+    """True when every name ``narrow`` matches is matched by ``broad`` too (a sound test: a
+    ``*`` of ``broad`` may absorb anything of ``narrow``; a ``?`` anything but a ``*``)."""
+    regex = "".join(".*" if c == "*" else "[^*]" if c == "?" else re.escape(c) for c in broad)
+    return re.fullmatch(regex, narrow, re.DOTALL) is not None
+
+
+def _configured(rules: LookupRules) -> list[tuple[str, SecretTemplate]]:
+    """Every configured template, pipeline-dependent or not, in lookup order."""
+    levels = [("pipeline", rules.pipeline), ("team", rules.team)]
+    return levels + ([("shared", rules.shared)] if rules.shared is not None else [])
+
+
+def _check_restriction(team: str | None, pipeline: str | None) -> None:
+    if pipeline is not None and team is None:
+        raise ScopeNameError("a pipeline restriction needs its team: give --team too")
+    if team is None:
+        return
+    check_scope(team, pipeline)
+    for what, name in (("team", team), ("pipeline", pipeline)):
+        if name is not None and not _SCOPE_CHARS.fullmatch(name):
+            raise ScopeNameError(
+                f"invalid {what} name '{name}': only ASCII letters, digits and _+=.@- can be part of "
+                "a secret name"
+            )
+
+
+def _overlap_notes(rules: LookupRules, names: list[str], team: str | None, pipeline: str | None) -> list[str]:
+    """Say when a granted pattern also covers another team's or pipeline's secrets: IAM cannot
+    exclude them, only the lookups' scope check does, so the operator should know."""
+    if team is None:
+        return []  # every team's secrets are granted on purpose
+    foreign = [(team + "-other", pipeline or "p")]
+    if pipeline is not None:
+        foreign.append((team, pipeline + "-other"))
+    notes = []
+    for pattern in names:
+        examples = (
+            (level, template, other_team, other_pipeline)
+            for level, template in _configured(rules)
+            for other_team, other_pipeline in foreign
+        )
+        for level, template, other_team, other_pipeline in examples:
+            example = template.render(team=other_team, pipeline=other_pipeline, secret="x")
+            if covers(pattern, example):
+                owner = f"team '{other_team}'"
+                if template.pipeline_dependent:
+                    owner = f"pipeline '{other_pipeline}' of {owner}"
+                notes.append(
+                    f"'{pattern}' also matches '{example}', the {level}-level path of {owner}: IAM "
+                    "cannot exclude it (lookups refuse such vars; other users of these credentials "
+                    "would not); templates whose paths cannot overlap avoid this"
+                )
+                break
+    return notes
