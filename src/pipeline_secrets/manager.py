@@ -85,12 +85,15 @@ class Manager:
         when AWS fails, ``VarSyntaxError``/``VarNameError``/``FieldError`` for the var itself.
         """
         ref = _parse_var(var)
-        result = self._resolve([ref.path], team, pipeline, trace)[ref.path]
-        if result.error is not None:
-            raise result.error
-        if not result.found:
-            raise UndefinedVarsError([ref.path])
-        return copy.deepcopy(vars_.walk_fields(result.value, ref))
+        value = self._cached(ref.path, team, pipeline) if trace is None else None
+        if value is None:
+            result = self._resolve([ref.path], team, pipeline, trace)[ref.path]
+            if result.error is not None:
+                raise result.error
+            if not result.found:
+                raise UndefinedVarsError([ref.path])
+            value = result.value
+        return copy.deepcopy(vars_.walk_fields(value, ref))
 
     def interpolate(
         self, document: Any, *, team: str, pipeline: str | None = None, allow_missing: bool = False
@@ -212,6 +215,27 @@ class Manager:
                 del plans[name]
         self._metrics.lookup_seconds.observe(time.perf_counter() - started)
         return results
+
+    def _cached(self, name: str, team: str, pipeline: str | None) -> Any | None:
+        """The hot path: a value the cache answers whole (fresh misses, then a fresh value), or
+        ``None`` to take the full path. A few dict lookups; no AWS, no allocation of results."""
+        if self._cache is None:
+            return None
+        started = time.perf_counter()
+        try:
+            candidates = self._candidates(name, team, pipeline)
+        except PipelineSecretsError:
+            return None
+        remembered = self._positions.get(_position_key(name, team, pipeline)) if self._positions else None
+        start = remembered.value if remembered and remembered.fresh_until > time.time() else 0
+        for _, path in candidates[start:]:
+            entry = self._cache.fresh(path)
+            if entry is None:
+                return None
+            if entry.found:
+                self._metrics.lookup_seconds.observe(time.perf_counter() - started)
+                return entry.value
+        return None
 
     def _read(self, paths: list[str]) -> dict[str, Any]:
         """Fresh cache entries straight away; everything else down the reader stack at once."""
