@@ -141,7 +141,7 @@ def resolve_settings(
             raw, where = option.default, option.flag
         values[option.name] = _convert(option, raw, where)
 
-    region = values["region"]
+    region = values.pop("region")
     if not region:
         if require_region:
             raise ConfigError(
@@ -151,28 +151,12 @@ def resolve_settings(
         region = "us-east-1"
     _check_credentials(values)
     rules = LookupRules(
-        pipeline=values["pipeline_secret_template"],
-        team=values["team_secret_template"],
-        shared=values["shared_secret_template"],
+        pipeline=values.pop("pipeline_secret_template"),
+        team=values.pop("team_secret_template"),
+        shared=values.pop("shared_secret_template"),
     )
-    return Settings(
-        region=region,
-        rules=rules,
-        access_key=values["access_key"],
-        secret_key=values["secret_key"],
-        session_token=values["session_token"],
-        cache_enabled=values["cache_enabled"],
-        cache_duration=values["cache_duration"],
-        cache_duration_notfound=values["cache_duration_notfound"],
-        cache_purge_interval=values["cache_purge_interval"],
-        retry_attempts=values["retry_attempts"],
-        retry_interval=values["retry_interval"],
-        cache_max_entries=values["cache_max_entries"],
-        cache_stale_if_error=values["cache_stale_if_error"],
-        lookup_timeout=values["lookup_timeout"],
-        batch=values["batch"],
-        endpoint_url=endpoint_url,
-    )
+    # Every other option is a Settings field of the same name.
+    return Settings(region=region, rules=rules, endpoint_url=endpoint_url, **values)
 
 
 def _convert(option: Option, raw: Any, where: str) -> Any:
