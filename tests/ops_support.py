@@ -41,6 +41,6 @@ def _runner() -> CliRunner:
 def assert_fails_cleanly(result: Result, status: int) -> None:
     """Exit ``status``, an ``error:`` line on stderr, no traceback, no internal error."""
     assert result.exit_code == status, (result.exit_code, result.stdout, result.stderr)
-    assert "error: " in result.stderr
+    assert "error: " in result.stderr.lower()  # ours, or click's usage "Error: "
     assert "Traceback" not in result.stderr + result.stdout
     assert "internal error" not in result.stderr

@@ -151,7 +151,7 @@ def test_a_file_name_that_is_no_pipeline_name_is_that_files_error(cli, tmp_path)
     [
         (["DIR", "--pipeline", "p", "--pipeline-from-filename"], "exclude each other"),
         (["EMPTY"], "no pipeline files"),
-        (["DIR", "--team", "a/b"], "invalid team name"),
+        (["DIR", "--team", "a/b"], "Invalid value for '--team' / '-t': invalid team name"),
     ],
 )
 def test_usage_errors_exit_2_before_any_aws_call(cli, proxy, tmp_path, args, expected):

@@ -113,7 +113,7 @@ def test_throttling_is_reported_with_what_to_do(seed, cli, proxy):
 @pytest.mark.parametrize(
     ("args", "flags", "status", "expected"),
     [
-        (["--team", "a/b"], AWS_FLAGS, 2, "invalid team name"),
+        (["--team", "a/b"], AWS_FLAGS, 2, "Invalid value for '--team' / '-t': invalid team name"),
         (["--team", TEAM], AWS_FLAGS[2:], 2, "--aws-secretsmanager-region"),
     ],
 )

@@ -478,12 +478,16 @@ def test_configuration_errors_exit_2_before_any_aws_call(seed, cli, proxy, comma
 
 @pytest.mark.parametrize(
     ("scope", "expected"),
-    [(["--team", "a/b"], "invalid team name 'a/b'"), (["--team", "main", "--pipeline", "p q"], "invalid pipeline name")],
+    [
+        (["--team", "a/b"], "Invalid value for '--team' / '-t': invalid team name 'a/b'"),
+        (["--team", "main", "--pipeline", "p q"], "Invalid value for '--pipeline' / '-p': invalid pipeline name"),
+    ],
 )
-def test_invalid_team_or_pipeline_name_exits_2_without_an_aws_call(cli, proxy, scope, expected):
+def test_invalid_team_or_pipeline_name_exits_2_naming_the_flag_without_an_aws_call(cli, proxy, scope, expected):
     result = cli("lookup", "token", *scope)
-    assert_fails_cleanly(result, 2)
+    assert result.exit_code == 2
     assert expected in result.stderr
+    assert "Traceback" not in result.stderr
     assert proxy.log == []
 
 

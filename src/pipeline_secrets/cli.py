@@ -20,7 +20,7 @@ from .access import check_access, render as render_access
 from .bulk import check_files, pipeline_files
 from .bulk_output import print_table, progress as bulk_progress, to_json as bulk_json
 from .documents import dump_document, load_document
-from .errors import ConfigError, DocumentError, PipelineSecretsError, VarNameError
+from .errors import ConfigError, DocumentError, PipelineSecretsError, ScopeNameError, VarNameError
 from .manager import Manager, build_manager
 from .policy import build_policy
 from .settings import OPTIONS, resolve_settings
@@ -57,9 +57,20 @@ def _metavar(kind: str) -> str:
     return {"duration": "DURATION", "count": "N", "template": "TEMPLATE", "choice": "auto|on|off"}.get(kind, "TEXT")
 
 
+def _scope_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a team or pipeline name that cannot be one path segment, naming the flag."""
+    if value is not None:
+        try:
+            check_scope(value, None) if param.name == "team" else check_scope("team", value)
+        except ScopeNameError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def _scope_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option("--pipeline", "-p", default=None, help="Pipeline name; omit for team-level (one-off) lookups.")(command)
-    return click.option("--team", "-t", required=True, help="Team name.")(command)
+    command = click.option("--pipeline", "-p", default=None, callback=_scope_name,
+                           help="Pipeline name; omit for team-level (one-off) lookups.")(command)
+    return click.option("--team", "-t", required=True, callback=_scope_name, help="Team name.")(command)
 
 
 def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,6 +83,9 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except PipelineSecretsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_status)
+        except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except Exception as exc:  # a bug of ours: say so without printing what it held
             if os.environ.get("PIPELINE_SECRETS_DEBUG"):
                 raise
@@ -395,3 +409,7 @@ def check(
         print_table(reports, sys.stdout, lookup_paths=looked_at)
     if not all(report.ok for report in reports):
         sys.exit(1)
+
+
+from .web.command import web  # noqa: E402
+main.add_command(web)
