@@ -304,7 +304,7 @@ def test_retry_waits_the_interval_and_grows_with_jitter_under_throttling():
     waits.clear()
     with pytest.raises(LookupFailed):
         reader.get("/throttled")
-    assert waits == [1.0, 2.0, 4.0]  # the ceiling doubles; jitter=1.0 takes the ceiling
+    assert waits == [2.0, 4.0, 8.0]  # the ceiling doubles from twice the interval; jitter=1.0 takes it
     low = RetryingReader(CountingReader(failures), attempts=4, interval=1.0, sleep=waits.append,
                          jitter=lambda: 0.0)
     waits.clear()

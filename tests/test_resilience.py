@@ -67,6 +67,22 @@ def test_batch_denied_falls_back_to_get_secret_value_and_remembers(seed, connect
     assert len(get_calls(proxy)) == 6
 
 
+def test_concurrent_cold_callers_learn_of_a_denied_batch_from_one_refused_call(seed, connect, proxy):
+    seed_doc(seed, 0, 2)
+    proxy.set_policy(SEED_POLICY)
+    proxy.add_latency(0.1)
+    manager = connect()
+    start = threading.Barrier(8)
+
+    def interpolate(caller: int) -> dict:
+        start.wait()  # eight pipelines, so that no two callers share a path (and a single flight)
+        return manager.interpolate(pipeline_doc(0, 2), team=TEAM, pipeline=f"pipeline-{caller}")
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(interpolate, range(8))) == [expected_doc(0, 2)] * 8
+    assert len(proxy.calls("BatchGetSecretValue")) == 1
+
+
 def test_batch_on_reports_the_missing_permission(seed, connect, proxy):
     seed_doc(seed, 2, 0)
     proxy.set_policy(SEED_POLICY)

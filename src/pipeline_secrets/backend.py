@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -133,13 +134,9 @@ class SecretsManagerBackend:
     def __init__(self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 16) -> None:
         self._client = client
         self._batch = batch
+        self._first_batch = threading.Lock()
         self._metrics = metrics or Metrics()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws")
-
-    @property
-    def batch_denied(self) -> bool:
-        """True once "auto" has fallen back to GetSecretValue."""
-        return self._batch == "auto-denied"
 
     def get(self, path: str) -> Any | None:
         try:
@@ -155,20 +152,31 @@ class SecretsManagerBackend:
 
     def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
         unique = list(dict.fromkeys(paths))
-        if len(unique) > 1 and self._batch in ("auto", "on"):
-            chunks = [unique[i : i + BATCH_LIMIT] for i in range(0, len(unique), BATCH_LIMIT)]
-            answers: dict[str, Any] = {}
-            for chunk_answers in self._pool.map(self._batch_get, chunks):
-                answers.update(chunk_answers)
-            left = [path for path in unique if path not in answers]  # batch call denied in "auto"
-            if not left:
-                return answers
-            self._batch = "auto-denied"
-            answers.update(zip(left, self._pool.map(self._answer, left)))
-            return answers
+        if len(unique) > 1 and self._batch == "auto":
+            # Until the first batch call has answered, nobody knows whether batching is allowed:
+            # callers go one at a time, so that a denial costs one refused call, not one per caller.
+            with self._first_batch:
+                if self._batch == "auto":
+                    answers = self._read_batched(unique)
+                    if self._batch == "auto":
+                        self._batch = "auto-allowed"
+                    return answers
+        if len(unique) > 1 and self._batch in ("auto-allowed", "on"):
+            return self._read_batched(unique)
         if len(unique) == 1:
             return {unique[0]: self._answer(unique[0])}
         return dict(zip(unique, self._pool.map(self._answer, unique)))
+
+    def _read_batched(self, paths: list[str]) -> dict[str, Any]:
+        chunks = [paths[i : i + BATCH_LIMIT] for i in range(0, len(paths), BATCH_LIMIT)]
+        answers: dict[str, Any] = {}
+        for chunk_answers in self._pool.map(self._batch_get, chunks):
+            answers.update(chunk_answers)
+        left = [path for path in paths if path not in answers]  # the batch call was denied ("auto")
+        if left:
+            self._batch = "auto-denied"
+            answers.update(zip(left, self._pool.map(self._answer, left)))
+        return answers
 
     def health(self) -> dict[str, Any]:
         """Spec 5: GetSecretValue on the literal health-check id, without retry."""

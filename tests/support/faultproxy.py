@@ -250,13 +250,13 @@ class _Handler(BaseHTTPRequestHandler):
                 proxy._stopping.wait(plan.hang)
                 self.close_connection = True
                 return
+            proxy._stopping.wait(plan.latency)
             if plan.error:
                 status, kind, message = plan.error
                 body = json.dumps({"__type": kind, "Message": message}).encode()
                 headers = [("x-amzn-RequestId", str(uuid.uuid4())),
                            ("Content-Type", JSON_CONTENT_TYPE), ("Date", formatdate(usegmt=True))]
             else:
-                proxy._stopping.wait(plan.latency)
                 status, headers, body = self._forward(req)
                 if plan.batch_policy and status == 200:
                     body = proxy._filter_batch(req, body)
@@ -325,7 +325,8 @@ class _Handler(BaseHTTPRequestHandler):
 class FaultProxy:
     """Reverse proxy to ``upstream_url`` injecting AWS-shaped faults; thread-safe.
 
-    Faults apply in this order: drop/hang, policy, throttle, fail, latency,
+    Faults apply in this order: drop/hang, latency (added to every answer,
+    errors included, as a network round trip is), policy, throttle, fail,
     then forward. Faults with a ``count`` are used up by matching requests;
     ``count=None`` lasts until :meth:`reset`. ``operations`` / ``secret_ids``
     (a name or an iterable) restrict a fault to matching requests.
@@ -488,6 +489,10 @@ class FaultProxy:
             elif hang := self._take("hang", req):
                 plan.fault, plan.hang = "hang", hang.value
                 return plan
+            # Latency first: real AWS takes its round trip to say no as well as to say yes.
+            for fault in self._faults:
+                if fault.kind == "latency" and fault.take(req):
+                    plan.latency += fault.value
             if denial := self._deny(req):
                 plan.fault = "policy"
                 plan.error = (400, "AccessDeniedException", denial)
@@ -499,10 +504,8 @@ class FaultProxy:
             if fail := self._take("fail", req):
                 plan.fault, plan.error = "fail", fail.value
                 return plan
-            for fault in self._faults:
-                if fault.kind == "latency" and fault.take(req):
-                    plan.fault = plan.fault or "latency"
-                    plan.latency += fault.value
+            if plan.latency:
+                plan.fault = "latency"
             plan.batch_policy = self._policy is not None and req.operation == "BatchGetSecretValue"
         return plan
 

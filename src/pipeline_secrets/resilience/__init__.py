@@ -1,8 +1,9 @@
 """Behaviour added around a ``SecretReader`` by wrapping it, each wrapper with the same interface.
 
-The manager stacks them as ``CachingReader(SingleFlightReader(RetryingReader(backend)))``: a
-cache hit costs nothing else; one cold path costs one AWS call however many callers want it; a
-retried failure is never cached as an answer.
+The manager stacks them as ``SingleFlightReader(CachingReader(RetryingReader(backend)))``: one
+cold path costs one AWS call however many callers want it (single-flight sits outside the cache,
+so a late caller finds the cache filled); a cache hit costs nothing else; a retried failure is
+never cached as an answer.
 """
 
 from .cache import CacheStore, CachingReader, Entry, MemoryStore

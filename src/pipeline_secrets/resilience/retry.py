@@ -18,8 +18,9 @@ class RetryingReader:
     """Tries a retryable failure up to ``attempts`` times in all, within ``deadline`` seconds.
 
     Waits ``interval`` between attempts; under throttling the wait is drawn at random between
-    ``interval`` and a ceiling that doubles each attempt (capped at 30 s), so that callers
-    throttled together do not come back together. Access denied, not found, decryption and
+    ``interval`` and a ceiling that starts at twice the interval and doubles each attempt (capped
+    at 30 s), so that callers throttled together do not come back together, not even the first
+    time. Access denied, not found, decryption and
     credential failures are never retried. A retry that would end past the deadline is not made:
     the caller gets the failure, saying so, rather than hanging.
     """
@@ -75,7 +76,7 @@ class RetryingReader:
         """Seconds to wait before ``attempt`` (2 for the first retry)."""
         if failure.kind != "throttled":
             return self._interval
-        ceiling = min(MAX_THROTTLE_WAIT, self._interval * 2 ** (attempt - 2))
+        ceiling = min(MAX_THROTTLE_WAIT, self._interval * 2 ** (attempt - 1))
         return self._interval + self._jitter() * max(0.0, ceiling - self._interval)
 
 
