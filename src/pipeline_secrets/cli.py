@@ -412,4 +412,5 @@ def check(
 
 
 from .web.command import web  # noqa: E402
+
 main.add_command(web)

@@ -1,0 +1,345 @@
+"""The routes of the web node and how their errors become HTTP answers.
+
+Every answer is JSON (``{"error": "<message>"}`` for errors) except interpolations of YAML
+documents (YAML out) and ``/metrics`` (Prometheus text). Blocking work (AWS calls, bcrypt, parsing
+and dumping documents) runs in worker threads under a limiter, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from ..documents import dump_document, load_document
+from ..errors import (
+    DocumentError,
+    FieldError,
+    LookupFailed,
+    PipelineSecretsError,
+    ScopeNameError,
+    UndefinedVarsError,
+    VarNameError,
+    VarSyntaxError,
+)
+from ..manager import Manager
+from .auth import Authenticator
+from .health import CachedHealth
+from .logs import log
+from .observe import SCOPE_KEY, ObserveRequests, WebMetrics
+from .teams import Teams, check_team_name
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+AWS_THREADS = 32  # the boto3 client's connection pool
+AUTH_THREADS = 4  # bcrypt is CPU: a flood of wrong passwords must not take every worker thread
+YAML_MEDIA_TYPE = "application/yaml"
+JSON_MEDIA_TYPE = "application/json"
+CHALLENGE = 'Basic realm="pipeline-secrets", Bearer realm="pipeline-secrets"'
+
+PIPELINE_ROUTE = "/api/v1/teams/{team}/pipelines/{pipeline}/vars"
+TEAM_ROUTE = "/api/v1/teams/{team}/vars"
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def status_for(exc: PipelineSecretsError) -> int:
+    """422: the document or the var is wrong; 502: AWS did not answer found or not found."""
+    if isinstance(exc, LookupFailed):
+        return 502
+    if isinstance(exc, (UndefinedVarsError, VarSyntaxError, VarNameError, FieldError)):
+        return 422
+    if isinstance(exc, (ScopeNameError, DocumentError)):
+        return 400
+    return 500
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, **dumps: Any) -> Response:
+    text = json.dumps(body, ensure_ascii=False, **dumps) + "\n"
+    return Response(text, status, headers, media_type=JSON_MEDIA_TYPE)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": message}, status, headers)
+
+
+def _facts(request: Request) -> dict[str, Any]:
+    return request.scope.setdefault(SCOPE_KEY, {})
+
+
+Handler = Callable[["WebNode", Request], Awaitable[Response]]
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Our errors become their HTTP answer; anything else a 500 that says nothing of what it held."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: WebNode, request: Request) -> Response:
+        facts = _facts(request)
+        try:
+            return await handler(self, request)
+        except HttpError as exc:
+            return error_response(exc.status, exc.message, exc.headers)
+        except PipelineSecretsError as exc:
+            status = status_for(exc)
+            facts["error_type"] = type(exc).__name__
+            if status >= 500:  # messages are safe to log; 502s are what operators look for
+                facts["error"] = str(exc)
+            return error_response(status, str(exc))
+        except Exception as exc:
+            facts["error_type"] = type(exc).__name__
+            log.error("unexpected error", exc_info=True, extra={"fields": {"route": request.url.path}})
+            return error_response(500, "internal error")
+
+    return wrapper
+
+
+class WebNode:
+    """The web node's state: the manager, who may do what, the health cache, the metrics."""
+
+    def __init__(self, manager: Manager, auth: Authenticator, teams: Teams, *, health_ttl: float) -> None:
+        self.manager = manager
+        self.auth = auth
+        self.teams = teams
+        self.metrics = WebMetrics(manager.metrics_registry)
+        self.health = CachedHealth(self._check_health, health_ttl)
+        self._aws_limiter: anyio.CapacityLimiter | None = None
+        self._auth_limiter: anyio.CapacityLimiter | None = None
+        self._password_checks: dict[bytes, asyncio.Future[bool]] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/health", self.alive, methods=["GET"]),
+            Route("/api/v1/info/creds", self.info_creds, methods=["GET"]),
+            Route(f"{PIPELINE_ROUTE}/interpolate", self.interpolate, methods=["POST"]),
+            Route(f"{TEAM_ROUTE}/interpolate", self.interpolate, methods=["POST"]),
+            Route(f"{PIPELINE_ROUTE}/lookup", self.lookup, methods=["GET"]),
+            Route(f"{TEAM_ROUTE}/lookup", self.lookup, methods=["GET"]),
+            Route("/sky/issuer/token", self.token, methods=["POST"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+        ]
+
+    def asgi(self) -> ASGIApp:
+        routes = self.routes()
+
+        async def http_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            return error_response(exc.status_code, str(exc.detail).lower(), exc.headers)
+
+        app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+        return ObserveRequests(app, routes, self.metrics)
+
+    # --- endpoints ------------------------------------------------------------------------------
+
+    @endpoint
+    async def alive(self, request: Request) -> Response:
+        """Liveness and readiness for load balancers: no authentication, no AWS call."""
+        return json_response({"status": "ok"})
+
+    @endpoint
+    async def info_creds(self, request: Request) -> Response:
+        user = await self._authenticate(request)
+        if not self.teams.is_admin(user):
+            raise HttpError(403, "forbidden")
+        settings = self.manager.settings
+        body = {"secretsmanager": {
+            "aws_region": settings.region,
+            "health": await self.health.get(),
+            "pipeline_secret_template": settings.pipeline_secret_template,
+            "shared_secret_template": settings.shared_secret_template,
+            "team_secret_template": settings.team_secret_template,
+        }}
+        return json_response(body, sort_keys=True)
+
+    @endpoint
+    async def lookup(self, request: Request) -> Response:
+        team, pipeline = await self._authorize(request)
+        var = request.query_params.get("var")
+        if not var:
+            raise HttpError(400, "missing query parameter 'var'")
+        value = await self._aws(self.manager.lookup, var, team=team, pipeline=pipeline)
+        return json_response({"value": value})
+
+    @endpoint
+    async def interpolate(self, request: Request) -> Response:
+        team, pipeline = await self._authorize(request)
+        as_json = _is_json(request.headers.get("content-type"))
+        allow_missing = _flag(request, "allow_missing")
+        body = await _read_body(request)
+
+        def work() -> str:
+            document = _load(body, as_json)
+            result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
+            return json.dumps(result, ensure_ascii=False) + "\n" if as_json else dump_document(result)
+
+        text = await self._aws(work)
+        return Response(text, media_type=JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE)
+
+    @endpoint
+    async def token(self, request: Request) -> Response:
+        """OAuth2 password grant, as ``fly login`` uses it: a bearer token for a local user."""
+        form = _token_form(request.headers.get("content-type"), await _read_body(request))
+        if form.get("grant_type") != "password":
+            raise HttpError(400, "unsupported_grant_type")
+        user, password = form.get("username"), form.get("password")
+        if not user or not password:
+            raise HttpError(400, "invalid_request: username and password are required")
+        if not await self._check_password(user, password):
+            return json_response({"error": "invalid_grant", "error_description": "invalid username or password"},
+                                 401, {"Cache-Control": "no-store"})
+        _facts(request)["user"] = user
+        body = {"access_token": self.auth.issue_token(user), "token_type": "bearer",
+                "expires_in": int(self.auth.token_duration)}
+        return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    @endpoint
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self.metrics.render(), headers={"Content-Type": self.metrics.content_type})
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def _authenticate(self, request: Request) -> str:
+        """The user of a valid Basic or bearer credential; 401 otherwise (the same answer for every
+        kind of failure)."""
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        scheme, credentials = scheme.lower(), credentials.strip()
+        user: str | None = None
+        if scheme == "basic":
+            claimed, password = _basic(credentials)
+            if claimed and password and await self._check_password(claimed, password):
+                user = claimed
+        elif scheme == "bearer" and credentials:
+            user = self.auth.user_for_token(credentials)
+        if user is None:
+            raise HttpError(401, "not authorized", {"WWW-Authenticate": CHALLENGE})
+        _facts(request)["user"] = user
+        return user
+
+    async def _authorize(self, request: Request) -> tuple[str, str | None]:
+        """(team, pipeline) of the URL once the caller may use that team: 401, 403, then 400 for
+        names that cannot be part of a path."""
+        team = request.path_params["team"]
+        pipeline = request.path_params.get("pipeline")
+        facts = _facts(request)
+        facts["team"] = team
+        if pipeline is not None:
+            facts["pipeline"] = pipeline
+        user = await self._authenticate(request)
+        if not self.teams.may_access(user, team):
+            raise HttpError(403, "forbidden")
+        check_team_name(team, pipeline)
+        return team, pipeline
+
+    async def _check_password(self, user: str, password: str) -> bool:
+        """bcrypt in a worker thread; concurrent checks of one credential share one bcrypt run."""
+        key = self.auth.credential_key(user, password)
+        if self.auth.remembered(key):
+            return True
+        pending = self._password_checks.get(key)
+        if pending is None:
+            if self._auth_limiter is None:
+                self._auth_limiter = anyio.CapacityLimiter(AUTH_THREADS)
+            pending = asyncio.ensure_future(
+                anyio.to_thread.run_sync(self.auth.check_password, user, password, limiter=self._auth_limiter)
+            )
+            self._password_checks[key] = pending
+            pending.add_done_callback(lambda _: self._password_checks.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _aws(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._aws_limiter is None:
+            self._aws_limiter = anyio.CapacityLimiter(AWS_THREADS)
+        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=self._aws_limiter)
+
+    async def _check_health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._aws(self.manager.health)
+        self.metrics.health_checks.labels("error" if "error" in result else "up").inc()
+        if "error" in result:
+            log.warning("health check failed", extra={"fields": {"error": result["error"]}})
+        return result
+
+
+def _basic(credentials: str) -> tuple[str | None, str | None]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None, None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else (None, None)
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == JSON_MEDIA_TYPE or media.endswith("+json")
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise HttpError(400, f"query parameter '{name}' must be true or false")
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HttpError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HttpError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _load(body: bytes, as_json: bool) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DocumentError("the document is not UTF-8 text") from None
+    if not as_json:
+        return load_document(text)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise DocumentError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise DocumentError("invalid JSON: nested too deeply") from None
+
+
+def _token_form(content_type: str | None, body: bytes) -> dict[str, str]:
+    try:
+        if _is_json(content_type):
+            data = json.loads(body)
+            if isinstance(data, dict):
+                return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+            raise ValueError
+        return {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+    except ValueError:
+        raise HttpError(400, "invalid_request: send a form (application/x-www-form-urlencoded)") from None
+
+
+def create_app(manager: Manager, auth: Authenticator, teams: Teams, *, health_ttl: float) -> ASGIApp:
+    return WebNode(manager, auth, teams, health_ttl=health_ttl).asgi()
+

@@ -1,0 +1,159 @@
+"""Local users, their passwords and bearer tokens.
+
+Passwords: every configured password is kept as a bcrypt hash (plain ones are hashed at start-up,
+cost ``BCRYPT_ROUNDS``; a configured bcrypt hash is used as it is, as Concourse allows). A check
+costs one bcrypt verification, which compares in constant time; an unknown user is checked against
+a dummy hash of the highest configured cost, so unknown user and wrong password take as long and
+get the same answer. Passwords longer than bcrypt's 72 bytes are refused, never truncated.
+
+Verified Basic credentials are remembered for ``VERIFIED_TTL`` seconds, keyed by an HMAC (with a
+key made at start-up) of user and password: a client sending Basic on every request pays bcrypt
+once every few minutes, not per request. Only successes are remembered, so guessing always pays
+bcrypt; a hit needs the right password, so the dict lookup reveals nothing.
+
+Tokens: opaque random strings (256 bits) kept in memory with their user and expiry, stored under
+their SHA-256. Chosen over signed tokens: nothing to forge and no signing key to manage or leak;
+they can be forgotten (all die with the process, clients log in again). The cost is that they do
+not survive a restart and are not shared between web nodes.
+
+``check_password`` blocks (bcrypt): call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+import bcrypt
+
+from ..errors import ConfigError
+
+BCRYPT_ROUNDS = 10  # ~80 ms per check on a laptop core; paid at start-up and once per VERIFIED_TTL
+MAX_PASSWORD_BYTES = 72
+VERIFIED_TTL = 300.0
+MAX_VERIFIED = 10_000
+MAX_TOKENS = 100_000
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+_USER_NAME = re.compile(r"[^:\s]+")
+
+
+def parse_local_user(spec: str, where: str) -> tuple[str, str]:
+    """``USER:PASSWORD`` -> (user, password). The message never repeats the value (it may be a
+    password without its user)."""
+    user, sep, password = spec.partition(":")
+    if not sep or not password or not _USER_NAME.fullmatch(user):
+        raise ConfigError(f"{where}: each local user must be USER:PASSWORD (a user name without spaces, "
+                          "a non-empty password)")
+    return user, password
+
+
+def bcrypt_cost(password: str) -> int | None:
+    """The cost of a bcrypt hash, or None when ``password`` is not one."""
+    match = _BCRYPT_HASH.fullmatch(password)
+    return int(match.group(1)) if match and 4 <= int(match.group(1)) <= 31 else None
+
+
+def hash_password(password: str, user: str) -> bytes:
+    if bcrypt_cost(password) is not None:
+        return password.encode("ascii")
+    data = password.encode("utf-8")
+    if len(data) > MAX_PASSWORD_BYTES:
+        raise ConfigError(f"--add-local-user: the password of '{user}' is longer than {MAX_PASSWORD_BYTES} "
+                          "bytes, bcrypt's limit")
+    return bcrypt.hashpw(data, bcrypt.gensalt(BCRYPT_ROUNDS))
+
+
+def hash_users(specs: Iterable[tuple[str, str]]) -> dict[str, bytes]:
+    """user -> bcrypt hash; a user given twice is an error."""
+    users: dict[str, bytes] = {}
+    for user, password in specs:
+        if user in users:
+            raise ConfigError(f"--add-local-user: '{user}' is given more than once")
+        users[user] = hash_password(password, user)
+    return users
+
+
+class Authenticator:
+    """Checks passwords and issues and checks bearer tokens. Thread-safe."""
+
+    def __init__(
+        self, users: Mapping[str, bytes], *, token_duration: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._users = dict(users)
+        self.token_duration = token_duration
+        self._clock = clock
+        cost = max([BCRYPT_ROUNDS, *(int(h[4:6]) for h in self._users.values())])
+        self._dummy = bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensalt(cost))
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, float] = {}
+        self._tokens: dict[bytes, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def users(self) -> list[str]:
+        return sorted(self._users)
+
+    def credential_key(self, user: str, password: str) -> bytes:
+        """The key under which a verified user:password pair is remembered (an HMAC, not the password)."""
+        data = user.encode("utf-8", "surrogatepass") + b"\0" + password.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+    def remembered(self, key: bytes) -> bool:
+        """True when this pair was verified less than ``VERIFIED_TTL`` seconds ago. Never blocks."""
+        with self._lock:
+            until = self._verified.get(key)
+        return until is not None and until > self._clock()
+
+    def check_password(self, user: str, password: str) -> bool:
+        """True when ``password`` is ``user``'s. Blocking (bcrypt) unless remembered."""
+        key = self.credential_key(user, password)
+        if self.remembered(key):
+            return True
+        data = password.encode("utf-8", "surrogatepass")
+        stored = self._users.get(user)
+        if stored is None or len(data) > MAX_PASSWORD_BYTES:
+            bcrypt.checkpw(b"not-the-password", self._dummy)  # the same work, always refused
+            return False
+        if not bcrypt.checkpw(data, stored):
+            return False
+        now = self._clock()
+        with self._lock:
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified = {k: v for k, v in self._verified.items() if v > now}
+                if len(self._verified) >= MAX_VERIFIED:
+                    self._verified.clear()
+            self._verified[key] = now + VERIFIED_TTL
+        return True
+
+    def issue_token(self, user: str) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        with self._lock:
+            if len(self._tokens) >= MAX_TOKENS:
+                self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
+                if len(self._tokens) >= MAX_TOKENS:  # still full of live tokens: the oldest go
+                    for key in list(self._tokens)[: MAX_TOKENS // 10]:
+                        del self._tokens[key]
+            self._tokens[_token_key(token)] = (user, now + self.token_duration)
+        return token
+
+    def user_for_token(self, token: str) -> str | None:
+        """The user of a live token, or None (unknown or expired)."""
+        key = _token_key(token)
+        with self._lock:
+            entry = self._tokens.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= self._clock():
+                del self._tokens[key]
+                return None
+        return entry[0]
+
+
+def _token_key(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()

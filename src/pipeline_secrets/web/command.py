@@ -1,0 +1,167 @@
+"""``pipeline-secrets web``: the click command. Registered by ``cli.py`` (which must be imported
+first: this module reuses its AWS flags and error handling)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..cli import _aws_options, _handle_errors, _open_manager
+from ..durations import to_seconds
+from ..errors import ConfigError
+
+# The web stack (starlette, uvicorn, bcrypt) is imported when `web` runs, not with the CLI: every
+# other command would pay ~50 ms for it.
+
+ADD_LOCAL_USER_ENV = "CONCOURSE_ADD_LOCAL_USER"
+MAIN_TEAM_LOCAL_USER_ENV = "CONCOURSE_MAIN_TEAM_LOCAL_USER"
+
+
+def _listed(given: tuple[str, ...], env: str) -> list[str]:
+    """A repeatable flag's values, else its variable's comma-separated list (flags win)."""
+    if given:
+        return list(given)
+    return [item.strip() for item in os.environ.get(env, "").split(",") if item.strip()]
+
+
+def _duration(raw: str, flag: str) -> float:
+    try:
+        seconds = to_seconds(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    if not seconds >= 0:
+        raise ConfigError(f"{flag}: must not be negative, got '{raw}'")
+    return seconds
+
+
+@click.command()
+@click.option("--bind-ip", envvar="CONCOURSE_BIND_IP", default=None, metavar="IP",
+              help="Address to listen on [env: CONCOURSE_BIND_IP; default: 0.0.0.0, with --dev 127.0.0.1].")
+@click.option("--bind-port", envvar="CONCOURSE_BIND_PORT", default=8080, show_default=True,
+              type=click.IntRange(0, 65535), help="HTTP port; 0 picks a free one [env: CONCOURSE_BIND_PORT].")
+@click.option("--tls-bind-port", envvar="CONCOURSE_TLS_BIND_PORT", default=None, type=click.IntRange(0, 65535),
+              help="HTTPS port, served besides the HTTP one; needs --tls-cert and --tls-key "
+                   "[env: CONCOURSE_TLS_BIND_PORT].")
+@click.option("--tls-cert", envvar="CONCOURSE_TLS_CERT", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="PEM certificate (chain) for HTTPS [env: CONCOURSE_TLS_CERT].")
+@click.option("--tls-key", envvar="CONCOURSE_TLS_KEY", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="PEM private key for HTTPS [env: CONCOURSE_TLS_KEY].")
+@click.option("--add-local-user", "local_users", multiple=True, metavar="USER:PASSWORD",
+              help="A local user; repeatable. The password may be a bcrypt hash "
+                   f"[env: {ADD_LOCAL_USER_ENV}, comma-separated].")
+@click.option("--main-team-local-user", "main_users", multiple=True, metavar="USER",
+              help="A local user of team main, that is an admin; repeatable "
+                   f"[env: {MAIN_TEAM_LOCAL_USER_ENV}, comma-separated].")
+@click.option("--teams-file", envvar="PIPELINE_SECRETS_TEAMS_FILE", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of the other teams and their local users: "
+                   "teams: {TEAM: {local_users: [USER, ...]}} [env: PIPELINE_SECRETS_TEAMS_FILE].")
+@click.option("--token-duration", "--auth-duration", "token_duration", envvar="CONCOURSE_AUTH_DURATION",
+              default="1h", show_default=True, metavar="DURATION",
+              help="How long a bearer token from /sky/issuer/token is valid [env: CONCOURSE_AUTH_DURATION].")
+@click.option("--health-cache-duration", envvar="PIPELINE_SECRETS_HEALTH_CACHE_DURATION", default="5s",
+              show_default=True, metavar="DURATION",
+              help="How long /api/v1/info/creds reuses a health check; 0: check on every poll "
+                   "[env: PIPELINE_SECRETS_HEALTH_CACHE_DURATION].")
+@click.option("--shutdown-timeout", envvar="PIPELINE_SECRETS_SHUTDOWN_TIMEOUT", default="30s", show_default=True,
+              metavar="DURATION",
+              help="On SIGTERM, how long requests in flight may take to finish "
+                   "[env: PIPELINE_SECRETS_SHUTDOWN_TIMEOUT].")
+@_aws_options
+@click.pass_context
+@_handle_errors
+def web(
+    ctx: click.Context, bind_ip: str | None, bind_port: int, tls_bind_port: int | None, tls_cert: Path | None,
+    tls_key: Path | None, local_users: tuple[str, ...], main_users: tuple[str, ...], teams_file: Path | None,
+    token_duration: str, health_cache_duration: str, shutdown_timeout: str, **options: Any,
+) -> None:
+    """Serve lookups and interpolations over HTTP to authenticated users, scoped to their teams.
+
+    \b
+    Endpoints (JSON unless said otherwise):
+      GET  /api/v1/info/creds                                   admins: region, templates, health
+      POST /api/v1/teams/T/pipelines/P/vars/interpolate         YAML or JSON document in, same out
+      POST /api/v1/teams/T/vars/interpolate                     team level (one-off builds)
+      GET  /api/v1/teams/T/pipelines/P/vars/lookup?var=VAR      {"value": ...}
+      GET  /api/v1/teams/T/vars/lookup?var=VAR
+      POST /sky/issuer/token                                    password grant -> bearer token
+      GET  /metrics                                             Prometheus, no authentication
+      GET  /api/v1/health                                       liveness, no authentication
+    Members of a team (and admins, the members of team main) may use its endpoints. Logs are
+    JSON lines on stderr.
+
+    \b
+    Examples:
+      pipeline-secrets web --dev
+      pipeline-secrets web --aws-secretsmanager-region eu-west-1 \\
+          --add-local-user admin:"$ADMIN_PASSWORD" --main-team-local-user admin --teams-file teams.yml
+    """
+    from . import devmode, logs
+    from .app import create_app
+    from .auth import Authenticator, hash_users, parse_local_user
+    from .server import Listener, bind
+    from .teams import MAIN_TEAM, build_teams, load_teams_file
+
+    dev = bool(options["dev"])
+    token_seconds = _duration(token_duration, "--token-duration")
+    if token_seconds <= 0:
+        raise ConfigError("--token-duration: must be more than 0")
+    health_ttl = _duration(health_cache_duration, "--health-cache-duration")
+    grace = _duration(shutdown_timeout, "--shutdown-timeout")
+    tls = _tls(tls_bind_port, tls_cert, tls_key)
+
+    specs = [parse_local_user(spec, "--add-local-user") for spec in _listed(local_users, ADD_LOCAL_USER_ENV)]
+    admins = _listed(main_users, MAIN_TEAM_LOCAL_USER_ENV)
+    password = None
+    if dev:
+        if devmode.DEMO_USER in {user for user, _ in specs}:
+            raise ConfigError(f"--dev adds the demo user '{devmode.DEMO_USER}': give your local users other names")
+        password = devmode.demo_password()
+        specs.append((devmode.DEMO_USER, password))
+        admins.append(devmode.DEMO_USER)
+    file_teams = load_teams_file(teams_file) if teams_file is not None else {}
+    users = hash_users(specs)
+    teams = build_teams(file_teams, admins, users)
+    host = bind_ip or ("127.0.0.1" if dev else "0.0.0.0")
+    listeners = [Listener(bind(host, bind_port, "--bind-port"))]
+    if tls is not None:
+        listeners.append(Listener(bind(host, tls[0], "--tls-bind-port"), (tls[1], tls[2])))
+    for listener in listeners:
+        ctx.call_on_close(listener.sock.close)
+
+    dev_secrets = options.get("dev_secrets")
+    manager = _open_manager(ctx, options)
+    # From here on, logs are JSON lines; everything before is validation, which exits 2 on error.
+    logs.configure()
+    if not users:
+        logs.event("no local users (--add-local-user): every authenticated endpoint answers 401")
+    elif not teams.members[MAIN_TEAM]:
+        logs.event("no admin (--main-team-local-user): /api/v1/info/creds answers 403 to everyone")
+    app = create_app(manager, Authenticator(users, token_duration=token_seconds), teams, health_ttl=health_ttl)
+
+    def ready(bound: list[Any]) -> None:
+        if dev and password is not None:
+            click.echo(devmode.banner(bound[0], password, dev_secrets))
+            sys.stdout.flush()
+
+    from .server import serve
+
+    serve(app, listeners, shutdown_timeout=grace, on_ready=ready)
+
+
+def _tls(port: int | None, cert: Path | None, key: Path | None) -> tuple[int, Path, Path] | None:
+    from .server import check_tls
+
+    if port is None and cert is None and key is None:
+        return None
+    if port is None:
+        raise ConfigError("--tls-cert and --tls-key need --tls-bind-port")
+    if cert is None or key is None:
+        raise ConfigError("--tls-bind-port needs both --tls-cert and --tls-key")
+    check_tls(cert, key)
+    return port, cert, key

@@ -1,0 +1,110 @@
+"""What the web node publishes about itself: Prometheus metrics (the manager's lookup metrics
+plus HTTP requests) and one JSON log line per request.
+
+Route labels and log fields are route templates (``/api/v1/teams/{team}/vars/lookup``), never
+the concrete path nor its query, so neither carries var names or values.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..metrics import LATENCY_BUCKETS
+from .logs import log
+
+UNMATCHED = "unmatched"
+SCOPE_KEY = "pipeline_secrets"  # per-request facts the handlers leave for the log line
+
+
+class _Forward:
+    """Publishes another registry's metrics (the manager's) from this one."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Any:
+        return self._registry.collect()
+
+
+class WebMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, manager_registry: CollectorRegistry | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        if manager_registry is not None:
+            self.registry.register(_Forward(manager_registry))  # type: ignore[arg-type]
+        self.requests = Counter(
+            "pipeline_secrets_http_requests", "HTTP requests by method, route template and status.",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "pipeline_secrets_http_request_duration_seconds", "HTTP request durations by route template.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "pipeline_secrets_http_requests_in_flight", "HTTP requests being answered.", registry=self.registry
+        )
+        self.health_checks = Counter(
+            "pipeline_secrets_health_checks", "Health checks made against AWS (cached polls not counted), by result.",
+            ["result"], registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ObserveRequests:
+    """ASGI middleware: counts, times and logs every HTTP request."""
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute], metrics: WebMetrics) -> None:
+        self.app = app
+        self.routes = routes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        facts: dict[str, Any] = {}
+        scope[SCOPE_KEY] = facts
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_observed)
+        except BaseException as exc:
+            facts.setdefault("error_type", type(exc).__name__)
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = self._route(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.request_seconds.labels(method, route).observe(elapsed)
+            fields = {"method": method, "route": route, "status": status,
+                      "duration_ms": round(elapsed * 1000, 3), "user": facts.pop("user", None), **facts}
+            log.log(logging.WARNING if status >= 500 else logging.INFO, "request", extra={"fields": fields})
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None and hasattr(route, "path"):
+            return str(route.path)
+        for candidate in self.routes:
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE and hasattr(candidate, "path"):
+                return str(candidate.path)
+        return UNMATCHED
