@@ -69,7 +69,7 @@ def start_emulator(settings: Settings, secrets_file: Path | None = None) -> Emul
     host, port = server.get_host_and_port()
     # moto keeps its state per process, not per server: without a reset, an emulator started
     # after another one in the same process would still hold the earlier seed's secrets.
-    _reset_moto(host, port)
+    reset_moto(host, port)
     dev_settings = replace(
         settings,
         endpoint_url=f"http://{host}:{port}",
@@ -86,7 +86,7 @@ def start_emulator(settings: Settings, secrets_file: Path | None = None) -> Emul
     return Emulator(dev_settings, server)
 
 
-def _reset_moto(host: str, port: int) -> None:
+def reset_moto(host: str, port: int) -> None:
     """Drop all of moto's in-process state through its reset API (``POST /moto-api/reset``)."""
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:

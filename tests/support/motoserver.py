@@ -9,7 +9,6 @@ listens and exits when its stdin closes, so it cannot outlive the test run.
 
 from __future__ import annotations
 
-import http.client
 import os
 import select
 import subprocess
@@ -18,6 +17,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import IO
+
+from pipeline_secrets.dev import reset_moto  # the --dev emulator resets moto the same way
 
 _CHILD = """
 import logging, os, sys
@@ -40,18 +41,9 @@ class MotoServer:
     _stderr: IO[bytes] = field(repr=False)
 
     def reset(self) -> None:
-        """Drop all emulated state (``POST /moto-api/reset``)."""
-        # http.client, not urllib: urllib would honour *_proxy env variables.
+        """Drop all emulated state (``POST /moto-api/reset``), as ``--dev`` does."""
         host, port = self.url.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        try:
-            conn.request("POST", "/moto-api/reset", body=b"")
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"moto reset failed: HTTP {resp.status}")
-        finally:
-            conn.close()
+        reset_moto(host, int(port))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the child's stdin (it shuts down) and wait; kill if it hangs."""
