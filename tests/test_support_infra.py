@@ -245,9 +245,8 @@ def test_drop_mid_answer(proxy: FaultProxy, secrets: Any) -> None:
 def test_latency(proxy: FaultProxy, secrets: Any) -> None:
     sm = client(proxy.url)
     proxy.add_latency(0.25, operations="GetSecretValue")
-    started = time.monotonic()
     sm.describe_secret(SecretId="/concourse/main/x")
-    assert time.monotonic() - started < 0.2
+    assert proxy.log[-1].fault is None  # other operations are not delayed
     started = time.monotonic()
     sm.get_secret_value(SecretId="/concourse/main/x")
     assert time.monotonic() - started >= 0.25
@@ -277,10 +276,9 @@ def test_stop_with_open_keepalive_connections(moto_server: MotoServer) -> None:
     hung = threading.Thread(target=call)
     hung.start()
     time.sleep(0.1)
-    started = time.monotonic()
     fp.stop()
     hung.join(5)
-    assert time.monotonic() - started < 2 and not hung.is_alive()
+    assert not hung.is_alive()
     assert len(outcome) == 1
 
 

