@@ -182,8 +182,7 @@ class SecretsManagerBackend:
         """Spec 5: GetSecretValue on the literal health-check id, without retry."""
         answer = self._answer(HEALTH_CHECK_SECRET)
         if isinstance(answer, LookupFailed):
-            return {"error": answer.detail if answer.code is None else f"{answer.code}: {answer.detail}",
-                    "method": "GetSecretValue"}
+            return {"error": answer.reason, "method": "GetSecretValue"}
         return {"response": {"status": "UP"}, "method": "GetSecretValue"}
 
     def close(self) -> None:

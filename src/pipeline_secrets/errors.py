@@ -81,10 +81,14 @@ class LookupFailed(PipelineSecretsError):
         self.attempts = attempts
         super().__init__(self._message())
 
+    @property
+    def reason(self) -> str:
+        """What AWS (or the client) said: ``Code: message``, or the message alone."""
+        return f"{self.code}: {self.detail}" if self.code else self.detail
+
     def _message(self) -> str:
-        what = f"{self.code}: {self.detail}" if self.code else self.detail
         tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-        return f"reading secret '{self.path}' failed{tries}: {what}"
+        return f"reading secret '{self.path}' failed{tries}: {self.reason}"
 
     def after_attempts(self, attempts: int) -> LookupFailed:
         """The same failure, saying how many attempts were made."""

@@ -226,8 +226,7 @@ class Manager:
             candidates = self._candidates(name, team, pipeline)
         except PipelineSecretsError:
             return None
-        remembered = self._positions.get(_position_key(name, team, pipeline)) if self._positions else None
-        start = remembered.value if remembered and remembered.fresh_until > time.time() else 0
+        start = self._remembered_position(name, team, pipeline, candidates, None)
         for _, path in candidates[start:]:
             entry = self._cache.fresh(path)
             if entry is None:

@@ -71,7 +71,7 @@ def secret_name_patterns(rules: LookupRules, *, team: str | None, pipeline: str 
     already covers. Pipeline-dependent templates are included even without ``pipeline``: a team
     restriction covers all of the team's pipelines."""
     patterns: list[str] = []
-    for _, template in _configured(rules):
+    for _, template in rules.configured():
         pattern = name_pattern(template, team=team, pipeline=pipeline)
         if pattern not in patterns:
             patterns.append(pattern)
@@ -110,12 +110,6 @@ def covers(broad: str, narrow: str) -> bool:
     return re.fullmatch(regex, narrow, re.DOTALL) is not None
 
 
-def _configured(rules: LookupRules) -> list[tuple[str, SecretTemplate]]:
-    """Every configured template, pipeline-dependent or not, in lookup order."""
-    levels = [("pipeline", rules.pipeline), ("team", rules.team)]
-    return levels + ([("shared", rules.shared)] if rules.shared is not None else [])
-
-
 def _check_restriction(team: str | None, pipeline: str | None) -> None:
     if pipeline is not None and team is None:
         raise ScopeNameError("a pipeline restriction needs its team: give --team too")
@@ -142,7 +136,7 @@ def _overlap_notes(rules: LookupRules, names: list[str], team: str | None, pipel
     for pattern in names:
         examples = (
             (level, template, other_team, other_pipeline)
-            for level, template in _configured(rules)
+            for level, template in rules.configured()
             for other_team, other_pipeline in foreign
         )
         for level, template, other_team, other_pipeline in examples:

@@ -168,12 +168,7 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
         if option.kind == "bool":
             return _to_bool(raw)
         if option.kind == "duration":
-            seconds = to_seconds(raw)
-            if not seconds >= 0:  # also refuses NaN
-                raise ValueError(f"must not be negative, got '{raw}'")
-            if option.name == "lookup_timeout" and seconds == 0:
-                raise ValueError("must be more than 0")
-            return seconds
+            return duration_seconds(raw, where, positive=option.name == "lookup_timeout")
         if option.kind == "choice":
             if str(raw) not in BATCH_MODES:
                 raise ValueError(f"'{raw}' is not one of {', '.join(BATCH_MODES)}")
@@ -188,6 +183,20 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
         return None if raw in (None, "") else str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def duration_seconds(raw: Any, where: str, *, positive: bool = False) -> float:
+    """Seconds from a duration option (Go syntax, seconds or timedelta); ``ConfigError`` naming
+    ``where`` (the flag or variable) when invalid, negative, or 0 where ``positive``."""
+    try:
+        seconds = to_seconds(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not seconds >= 0:  # also refuses NaN
+        raise ConfigError(f"{where}: must not be negative, got '{raw}'")
+    if positive and seconds == 0:
+        raise ConfigError(f"{where}: must be more than 0")
+    return seconds
 
 
 def _to_bool(raw: Any) -> bool:

@@ -111,13 +111,14 @@ class LookupRules:
 
     def templates(self, pipeline: str | None) -> list[tuple[str, SecretTemplate]]:
         """(level, template) in lookup order; pipeline-dependent ones only when there is a pipeline."""
-        return [(level, t) for level, t in self._configured() if pipeline or not t.pipeline_dependent]
+        return [(level, t) for level, t in self.configured() if pipeline or not t.pipeline_dependent]
 
     def skipped(self, pipeline: str | None) -> list[tuple[str, SecretTemplate]]:
         """(level, template) left out of the lookup because there is no pipeline."""
-        return [(level, t) for level, t in self._configured() if not pipeline and t.pipeline_dependent]
+        return [(level, t) for level, t in self.configured() if not pipeline and t.pipeline_dependent]
 
-    def _configured(self) -> list[tuple[str, SecretTemplate]]:
+    def configured(self) -> list[tuple[str, SecretTemplate]]:
+        """(level, template) of every configured template, pipeline-dependent or not, in order."""
         ordered = [("pipeline", self.pipeline), ("team", self.team)]
         if self.shared is not None:
             ordered.append(("shared", self.shared))

@@ -109,8 +109,7 @@ def store(
     except VarNameError as exc:
         raise PutRefused(str(exc)) from None
     except LookupFailed as exc:
-        what = f"{exc.code}: {exc.detail}" if exc.code else exc.detail
-        message = f"storing secret '{exc.path}' failed: {what}"
+        message = f"storing secret '{exc.path}' failed: {exc.reason}"
         if exc.kind == "access-denied":
             message += f"; allow {' and '.join(WRITE_ACTIONS)} on {exact_arn(exc.path, manager.settings.region)}"
         elif "deletion" in exc.detail:

@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from ..cli import _aws_options, _handle_errors, _open_manager
-from ..durations import to_seconds
 from ..errors import ConfigError
+from ..settings import duration_seconds
 
 # The web stack (starlette, uvicorn, bcrypt) is imported when `web` runs, not with the CLI: every
 # other command would pay ~50 ms for it.
@@ -26,16 +26,6 @@ def _listed(given: tuple[str, ...], env: str) -> list[str]:
     if given:
         return list(given)
     return [item.strip() for item in os.environ.get(env, "").split(",") if item.strip()]
-
-
-def _duration(raw: str, flag: str) -> float:
-    try:
-        seconds = to_seconds(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{flag}: {exc}") from None
-    if not seconds >= 0:
-        raise ConfigError(f"{flag}: must not be negative, got '{raw}'")
-    return seconds
 
 
 @click.command()
@@ -104,15 +94,13 @@ def web(
     from . import devmode, logs
     from .app import create_app
     from .auth import Authenticator, hash_users, parse_local_user
-    from .server import Listener, bind
+    from .server import Listener, bind, serve
     from .teams import MAIN_TEAM, build_teams, load_teams_file
 
     dev = bool(options["dev"])
-    token_seconds = _duration(token_duration, "--token-duration")
-    if token_seconds <= 0:
-        raise ConfigError("--token-duration: must be more than 0")
-    health_ttl = _duration(health_cache_duration, "--health-cache-duration")
-    grace = _duration(shutdown_timeout, "--shutdown-timeout")
+    token_seconds = duration_seconds(token_duration, "--token-duration", positive=True)
+    health_ttl = duration_seconds(health_cache_duration, "--health-cache-duration")
+    grace = duration_seconds(shutdown_timeout, "--shutdown-timeout")
     tls = _tls(tls_bind_port, tls_cert, tls_key)
 
     specs = [parse_local_user(spec, "--add-local-user") for spec in _listed(local_users, ADD_LOCAL_USER_ENV)]
@@ -148,8 +136,6 @@ def web(
         if dev and password is not None:
             click.echo(devmode.banner(bound[0], password, dev_secrets))
             sys.stdout.flush()
-
-    from .server import serve
 
     serve(app, listeners, shutdown_timeout=grace, on_ready=ready)
 
