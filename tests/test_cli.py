@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 from conftest import ACCESS_KEY, REGION, SECRET_KEY, SEED_POLICY, get_calls, read_ids, restricted_policy
+from ops_support import AWS_FLAGS, Cli, assert_fails_cleanly as fails_cleanly
 
-from pipeline_secrets.cli import main
 from pipeline_secrets.dev import default_secrets_file, example_pipeline_file
 
 TEAM, PIPELINE = "main", "deploy"
@@ -28,38 +28,19 @@ HEALTH_ID = "__concourse-health-check"
 UP = {"method": "GetSecretValue", "response": {"status": "UP"}}
 
 REGION_FLAGS = ["--aws-secretsmanager-region", REGION]
-CREDENTIAL_FLAGS = ["--aws-secretsmanager-access-key", ACCESS_KEY, "--aws-secretsmanager-secret-key", SECRET_KEY]
-FAST_RETRY = ["--secret-retry-interval", "1ms"]
-AWS_FLAGS = REGION_FLAGS + CREDENTIAL_FLAGS + FAST_RETRY
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click < 8.2
-    except TypeError:
-        return CliRunner()  # click >= 8.2 keeps stdout and stderr apart
 
 
 @pytest.fixture
 def cli(proxy):
     """``cli(*args, flags=AWS_FLAGS, env=None, input=None)``: run the CLI in-process against the proxy."""
-
-    def run(*args: str, flags: list[str] | None = None, env: dict[str, str] | None = None,
-            input: str | bytes | None = None) -> Result:
-        argv = [*args, *(AWS_FLAGS if flags is None else flags)]
-        environ = {"AWS_ENDPOINT_URL_SECRETS_MANAGER": proxy.url, **(env or {})}
-        return _runner().invoke(main, argv, env=environ, input=input, catch_exceptions=False)
-
-    return run
+    return Cli(proxy)
 
 
 def assert_fails_cleanly(result: Result, status: int) -> None:
-    """Exit ``status``, nothing on stdout, an `error:` message on stderr, no traceback."""
-    assert result.exit_code == status, (result.exit_code, result.stdout, result.stderr)
+    """The operator tools' check, and stricter: nothing on stdout, and our own ``error:`` line."""
+    fails_cleanly(result, status)
     assert result.stdout == ""
     assert result.stderr.startswith("error: ")
-    assert "Traceback" not in result.stderr
-    assert "internal error" not in result.stderr
 
 
 def closed_port() -> int:
