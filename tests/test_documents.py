@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
 
-from pipeline_secrets.documents import MAX_EXPANDED_NODES, dump_document, load_document
-from pipeline_secrets.errors import DocumentError
+from pipeline_secrets.documents import DocumentLimits, dump_document, load_document, load_json_document
+from pipeline_secrets.errors import DocumentError, LimitError
 
 
 def alias_bomb(levels: int, width: int) -> str:
@@ -83,9 +85,9 @@ def test_alias_bomb_nine_by_nine_refused():
 def test_size_limit_is_on_the_expanded_size():
     text = alias_bomb(3, 10)  # about 2,350 nodes expanded, from a few dozen written
     assert load_document(text)["a3"][0][0][0] == ["lol"]
-    with pytest.raises(DocumentError, match="more than 500 nodes"):
-        load_document(text, max_nodes=500)
-    assert MAX_EXPANDED_NODES == 1_000_000
+    with pytest.raises(LimitError, match="more than 500 nodes"):
+        load_document(text, DocumentLimits(max_nodes=500))
+    assert DocumentLimits().max_nodes == 250_000
 
 
 def test_recursive_alias_refused():
@@ -181,3 +183,148 @@ def test_dump_long_lines_not_folded():
 )
 def test_round_trip(doc):
     assert load_document(dump_document(doc)) == doc
+
+
+# --- the budget (issue 8: checked while parsing, before large allocations) ----------------------
+
+
+def test_aliases_of_a_long_string_count_their_bytes_each_time():
+    # Defect 1: 1 MB behind an anchor, 5,000 aliases: small to send, 5 GB to interpolate.
+    text = 's: &x "' + "A" * 1_000_000 + '"\nl: [' + ", ".join(["*x"] * 5000) + "]\n"
+    with pytest.raises(LimitError, match="expands to more than 33,554,432 bytes .*--max-expanded-bytes"):
+        load_document(text)
+    assert len(load_document(text, DocumentLimits(max_expanded_bytes=6 * 10**9))["l"]) == 5000
+
+
+def test_a_long_plain_list_is_refused_at_the_node_limit():
+    # Defect 7: [a, a, ...] of 5M items under the 10 MB cap was built whole before the check.
+    text = "[" + ", ".join(["a"] * 300_000) + "]"
+    with pytest.raises(LimitError, match="more than 250,000 nodes .*--max-document-nodes"):
+        load_document(text)
+
+
+def test_depth_limit_counts_nesting_and_aliases():
+    with pytest.raises(LimitError, match="nested more than 64 levels .*--max-document-depth"):
+        load_document("[" * 65 + "]" * 65)
+    assert load_document("[" * 64 + "]" * 64) is not None
+    deep = "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30 + "\n"
+    with pytest.raises(LimitError, match="nested more than 64"):
+        load_document(deep)
+    # Far deeper than Python's recursion limit: refused (by us or by libyaml), not a RecursionError.
+    with pytest.raises(DocumentError, match="nest"):
+        load_document("[" * 100_000 + "]" * 100_000, DocumentLimits(max_nodes=10**6))
+
+
+def test_vars_limit_counts_distinct_placeholders():
+    text = "\n".join(f"k{i}: ((v{i}))" for i in range(501))
+    with pytest.raises(LimitError, match="more than 500 distinct vars .*--max-document-vars"):
+        load_document(text)
+    same = "\n".join(f"k{i}: ((v)) and ((w))" for i in range(2000))
+    assert len(load_document(same)) == 2000
+
+
+def test_size_limit_is_on_the_text():
+    with pytest.raises(LimitError, match="more than 100 bytes .*--max-document-bytes"):
+        load_document("a: " + "b" * 100, DocumentLimits(max_bytes=100))
+
+
+def test_limit_errors_are_document_errors_with_exit_status_2():
+    assert issubclass(LimitError, DocumentError)
+    assert LimitError.exit_status == 2
+
+
+def test_duplicate_anchor_and_undefined_alias_are_invalid():
+    with pytest.raises(DocumentError, match="duplicate anchor"):
+        load_document("a: &x 1\nb: &x 2\n")
+    with pytest.raises(DocumentError, match="undefined alias"):
+        load_document("a: *nope\n")
+
+
+def test_collection_keys_and_unsupported_tags_are_invalid():
+    with pytest.raises(DocumentError, match="mapping key"):
+        load_document("? [a, b]\n: c\n")
+    with pytest.raises(DocumentError, match="unsupported tag"):
+        load_document("!!omap [a: 1]\n")
+    with pytest.raises(DocumentError, match="invalid YAML"):
+        load_document("a: !custom x\n")
+
+
+def test_merge_keys_follow_the_spec_earlier_mapping_wins():
+    doc = load_document("a: &a {k: from-a, x: 1}\nb: &b {k: from-b, y: 2}\nc:\n  <<: [*a, *b]\n  z: 3\n")
+    assert doc["c"] == {"k": "from-a", "x": 1, "y": 2, "z": 3}
+    assert load_document("a: &a {k: 1}\nc:\n  k: 2\n  <<: *a\n")["c"] == {"k": 2}
+    with pytest.raises(DocumentError, match="merge"):
+        load_document("c:\n  <<: [1, 2]\n")
+
+
+def test_equals_sign_as_a_key_is_a_string():
+    assert load_document("=: 1\n") == {"=": 1}
+
+
+# --- JSON within the budget -----------------------------------------------------------------------
+
+
+def test_json_document_within_budget():
+    assert load_json_document('{"a": [1, "((x))", {"b": null}], "c": true}') == {
+        "a": [1, "((x))", {"b": None}], "c": True}
+
+
+def test_json_nodes_depth_vars_and_bytes_are_metered():
+    with pytest.raises(LimitError, match="nodes"):
+        load_json_document("[" + ",".join(["1"] * 300_000) + "]")
+    with pytest.raises(LimitError, match="nested more than 64"):
+        load_json_document("[" * 65 + "]" * 65)
+    with pytest.raises(LimitError, match="nested more than 64"):
+        load_json_document("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(LimitError, match="distinct vars"):
+        load_json_document("[" + ",".join(f'"((v{i}))"' for i in range(501)) + "]")
+    with pytest.raises(LimitError, match="bytes"):
+        load_json_document('"' + "a" * 200 + '"', DocumentLimits(max_bytes=100))
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '{"a": ["x\\uDFFF"]}', '{"\\ud83d": 1}'])
+def test_json_lone_surrogates_are_invalid(text):
+    with pytest.raises(DocumentError, match="lone UTF-16 surrogate"):
+        load_json_document(text)
+    assert load_json_document('"\\ud83d\\ude00"') == "\U0001F600"  # a whole pair is fine
+
+
+def test_invalid_json():
+    with pytest.raises(DocumentError, match="invalid JSON"):
+        load_json_document('{"a": ')
+
+
+# --- the builder means what PyYAML means ---------------------------------------------------------
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.sampled_from(["yes", "no", "on", "off", "~", "null", "0o17", "0x1F", "1_000", "2024-01-02",
+                     "2024-01-02 03:04:05", "1e3", ".inf", "-.inf", "((var))", "a: b", "- x", "'q'", "=", "<<"]),
+)
+_documents = st.recursive(
+    _scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.integers(), st.booleans()), children, max_size=4),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_documents, flow=st.booleans(), share=st.booleans())
+def test_builder_agrees_with_pyyaml(document, flow, share):
+    if share:  # the dumper writes anchors and aliases for a shared object
+        document = {"one": document, "two": document, "list": [document, document]}
+    text = yaml.safe_dump(document, default_flow_style=flow, allow_unicode=True, sort_keys=False)
+    assert load_document(text, DocumentLimits(max_nodes=10**6)) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("text", [
+    "a: 2024-01-02\nb: !!binary aGVsbG8=\nc: !!str 12\nd: !!float 1\ne: 0b101\nf: 12:30:00\n",
+    "plain: 'single'\nfolded: >\n  a\n  b\nliteral: |\n  x\n  y\n",
+    "a: &v value\nb: *v\n",
+])
+def test_builder_agrees_with_pyyaml_on_scalars(text):
+    assert load_document(text) == yaml.safe_load(text)

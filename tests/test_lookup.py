@@ -184,13 +184,26 @@ def test_custom_templates(seed, connect, proxy):
     seed("/ci/main-deploy/token", "custom")
     manager = connect(
         pipeline_secret_template="/ci/{{.Team}}-{{.Pipeline}}/{{.Secret}}",
-        team_secret_template="/ci/{{ .Team }}/{{.Secret}}",
+        team_secret_template="/ci/teams/{{ .Team }}/{{.Secret}}",
     )
     assert manager.lookup("token", team=TEAM, pipeline=PIPELINE) == "custom"
     assert manager.lookup_paths(team=TEAM, pipeline=PIPELINE) == [
-        "/ci/main-deploy/{{.Secret}}", "/ci/main/{{.Secret}}"
+        "/ci/main-deploy/{{.Secret}}", "/ci/teams/main/{{.Secret}}"
     ]
     assert get_calls(proxy) == ["/ci/main-deploy/token"]
+
+
+def test_custom_templates_that_collide_are_refused_without_an_aws_call(seed, connect, proxy):
+    # '/ci/main-deploy/token' is pipeline deploy's secret of team main, and also the team-level
+    # secret 'token' of a team named 'main-deploy': whoever reads it may read the other's.
+    seed("/ci/main-deploy/token", "custom")
+    manager = connect(
+        pipeline_secret_template="/ci/{{.Team}}-{{.Pipeline}}/{{.Secret}}",
+        team_secret_template="/ci/{{ .Team }}/{{.Secret}}",
+    )
+    with pytest.raises(VarNameError, match="is the path of team 'main-deploy', secret 'token'"):
+        manager.lookup("token", team=TEAM, pipeline=PIPELINE)
+    assert proxy.log == []
 
 
 def test_interpolate_reads_each_path_once_and_keeps_types(seed, connect, proxy):

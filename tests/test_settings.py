@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pipeline_secrets.errors import ConfigError
+from pipeline_secrets.limits import DocumentLimits
 from pipeline_secrets.settings import OPTIONS, OPTIONS_BY_NAME, resolve_settings
 
 REGION = {"region": "eu-west-1"}
@@ -52,6 +53,12 @@ OUR_OPTIONS = {
     "cache_stale_if_error": ("--secret-cache-stale-if-error", "PIPELINE_SECRETS_CACHE_STALE_IF_ERROR"),
     "lookup_timeout": ("--secret-lookup-timeout", "PIPELINE_SECRETS_LOOKUP_TIMEOUT"),
     "batch": ("--aws-secretsmanager-batch", "PIPELINE_SECRETS_AWS_BATCH"),
+    "max_document_bytes": ("--max-document-bytes", "PIPELINE_SECRETS_MAX_DOCUMENT_BYTES"),
+    "max_expanded_bytes": ("--max-expanded-bytes", "PIPELINE_SECRETS_MAX_EXPANDED_BYTES"),
+    "max_document_nodes": ("--max-document-nodes", "PIPELINE_SECRETS_MAX_DOCUMENT_NODES"),
+    "max_document_depth": ("--max-document-depth", "PIPELINE_SECRETS_MAX_DOCUMENT_DEPTH"),
+    "max_document_vars": ("--max-document-vars", "PIPELINE_SECRETS_MAX_DOCUMENT_VARS"),
+    "max_secret_reads": ("--max-secret-reads", "PIPELINE_SECRETS_MAX_SECRET_READS"),
 }
 
 
@@ -354,3 +361,21 @@ def test_shared_template_configured():
 def test_unknown_option_rejected():
     with pytest.raises(ConfigError, match="unknown option\\(s\\): cache_ttl, regoin"):
         resolve_settings({"region": "r", "regoin": "x", "cache_ttl": 1}, {})
+
+
+def test_document_limits_default_and_parse_sizes():
+    s = resolve(**REGION)
+    assert s.limits == DocumentLimits()
+    assert (s.limits.max_bytes, s.limits.max_expanded_bytes) == (10 * 1024**2, 32 * 1024**2)
+    assert s.max_secret_reads == 2000
+    s = resolve(**REGION, max_document_bytes="512KiB", max_expanded_bytes="1MB", max_document_nodes=10,
+                max_document_depth="5", max_document_vars=3)
+    assert s.limits == DocumentLimits(max_bytes=512 * 1024, max_expanded_bytes=1_000_000, max_nodes=10,
+                                      max_depth=5, max_vars=3)
+    assert resolve({"PIPELINE_SECRETS_MAX_DOCUMENT_BYTES": "4096"}, **REGION).limits.max_bytes == 4096
+
+
+@pytest.mark.parametrize("raw", ["ten", "-1", "0", "1.5MiB", "10 TB", True])
+def test_bad_sizes_name_the_flag(raw):
+    with pytest.raises(ConfigError, match="--max-document-bytes"):
+        resolve(**REGION, max_document_bytes=raw)

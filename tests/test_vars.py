@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 from hypothesis import given, strategies as st
 
-from pipeline_secrets.errors import FieldError, UndefinedVarsError, VarSyntaxError
+from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
 from pipeline_secrets.vars import (
     VarRef,
     collect_vars,
@@ -433,3 +433,30 @@ def test_find_vars_only_raises_syntax_errors(text: str) -> None:
         return
     for ref in refs:
         assert f"(({ref.raw}))" in text
+
+
+# --- the output budget (issue 8) ---------------------------------------------------------------
+
+
+def test_output_budget_stops_a_value_placed_many_times_before_building_it():
+    secrets = {"big": "x" * 65536}
+    document = {"l": ["((big))"] * 1000, "s": "a ((big)) b " * 10}
+    with pytest.raises(LimitError, match="after interpolation.*more than 1,000,000 bytes.*--max-expanded-bytes"):
+        interpolate(document, secrets, max_bytes=1_000_000)
+    with pytest.raises(LimitError):
+        interpolate({"s": "((big))" * 100}, secrets, max_bytes=1_000_000)
+    out = interpolate(document, secrets, max_bytes=100_000_000)
+    assert len(out["l"]) == 1000
+
+
+def test_output_budget_counts_mappings_put_in_whole_and_keys():
+    secrets = {"m": {"k": "v" * 1000}, "key": "k" * 600}
+    with pytest.raises(LimitError):
+        interpolate({"a": ["((m))"] * 20}, secrets, max_bytes=10_000)
+    with pytest.raises(LimitError):
+        interpolate({"((key))": "x", "y": "((key))" * 30}, secrets, max_bytes=10_000)
+    assert interpolate({"a": "((m))"}, secrets, max_bytes=10_000) == {"a": {"k": "v" * 1000}}
+
+
+def test_no_budget_by_default():
+    assert interpolate({"a": "((s))" * 1000}, {"s": "x" * 1000}) == {"a": "x" * 1_000_000}

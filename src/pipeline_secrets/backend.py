@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -32,6 +32,8 @@ from .metrics import Metrics
 from .settings import Settings
 
 HEALTH_CHECK_SECRET = "__concourse-health-check"
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Not found: the secret does not exist, or it is scheduled for deletion (InvalidRequestException).
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
@@ -129,14 +131,21 @@ class SecretsManagerBackend:
     ``get_many`` reads many paths with BatchGetSecretValue (20 ids a call, calls in parallel) when
     ``batch`` is "on" or "auto"; in "auto" an AccessDenied on the batch call itself (the seed's
     IAM policy does not grant it) switches to parallel GetSecretValue calls for good.
+
+    The calls of one ``get_many`` run at most ``fanout`` at a time on the ``workers`` threads, so
+    that one caller's large document cannot take every connection while other callers (other
+    teams, on the web node) wait behind it.
     """
 
-    def __init__(self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 16) -> None:
+    def __init__(
+        self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 32, fanout: int = 8
+    ) -> None:
         self._client = client
         self._batch = batch
         self._first_batch = threading.Lock()
         self._metrics = metrics or Metrics()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws")
+        self._fanout = fanout
 
     def get(self, path: str) -> Any | None:
         try:
@@ -165,18 +174,31 @@ class SecretsManagerBackend:
             return self._read_batched(unique)
         if len(unique) == 1:
             return {unique[0]: self._answer(unique[0])}
-        return dict(zip(unique, self._pool.map(self._answer, unique)))
+        return dict(zip(unique, self._map(self._answer, unique)))
 
     def _read_batched(self, paths: list[str]) -> dict[str, Any]:
         chunks = [paths[i : i + BATCH_LIMIT] for i in range(0, len(paths), BATCH_LIMIT)]
         answers: dict[str, Any] = {}
-        for chunk_answers in self._pool.map(self._batch_get, chunks):
+        for chunk_answers in self._map(self._batch_get, chunks):
             answers.update(chunk_answers)
         left = [path for path in paths if path not in answers]  # the batch call was denied ("auto")
         if left:
             self._batch = "auto-denied"
-            answers.update(zip(left, self._pool.map(self._answer, left)))
+            answers.update(zip(left, self._map(self._answer, left)))
         return answers
+
+    def _map(self, call: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``call`` on every item on the pool, at most ``fanout`` at a time, results in order."""
+        if len(items) == 1:
+            return [call(items[0])]
+        gate = threading.BoundedSemaphore(self._fanout)
+        futures = []
+        for item in items:
+            gate.acquire()
+            future = self._pool.submit(call, item)
+            future.add_done_callback(lambda _: gate.release())
+            futures.append(future)
+        return [future.result() for future in futures]
 
     def health(self) -> dict[str, Any]:
         """Spec 5: GetSecretValue on the literal health-check id, without retry."""

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from . import vars as vars_
-from .documents import load_document
+from .documents import check_size, load_document
 from .errors import PipelineSecretsError
+from .limits import DocumentLimits
 from .manager import Manager
 
 PIPELINE_SUFFIXES = (".yml", ".yaml")
@@ -67,7 +68,7 @@ def check_file(manager: Manager, file: Path, *, team: str, pipeline: str | None)
     exception, so one bad file does not hide the others' results."""
     report = FileReport(str(file), pipeline)
     try:
-        document = load_document(_read(file))
+        document = load_document(_read(file, manager.settings.limits.max_bytes), manager.settings.limits)
         refs = vars_.collect_vars(document)
     except PipelineSecretsError as exc:
         report.errors.append(str(exc))
@@ -130,9 +131,12 @@ def summarize(reports: Sequence[FileReport]) -> dict[str, int]:
     }
 
 
-def _read(file: Path) -> str:
+def _read(file: Path, max_bytes: int) -> str:
     try:
-        return file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            data = stream.read(max_bytes + 1)
+        check_size(len(data), DocumentLimits(max_bytes=max_bytes))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PipelineSecretsError(f"'{file}' is not UTF-8 text") from None
     except OSError as exc:

@@ -19,8 +19,9 @@ from ._version import __version__
 from .access import check_access, render as render_access
 from .bulk import check_files, pipeline_files
 from .bulk_output import print_table, progress as bulk_progress, to_json as bulk_json
-from .documents import dump_document, load_document
+from .documents import check_size, dump_document, load_document
 from .errors import ConfigError, DocumentError, PipelineSecretsError, ScopeNameError, VarNameError
+from .limits import DocumentLimits
 from .manager import Manager, build_manager
 from .policy import build_policy
 from .settings import OPTIONS, resolve_settings
@@ -54,7 +55,8 @@ def _aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _metavar(kind: str) -> str:
-    return {"duration": "DURATION", "count": "N", "template": "TEMPLATE", "choice": "auto|on|off"}.get(kind, "TEXT")
+    return {"duration": "DURATION", "count": "N", "template": "TEMPLATE", "choice": "auto|on|off",
+            "size": "SIZE"}.get(kind, "TEXT")
 
 
 def _scope_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -162,8 +164,9 @@ def interpolate(
     Example:
       pipeline-secrets interpolate pipeline.yml --team main --pipeline deploy
     """
-    document = load_document(_read_text(file))
     manager = _open_manager(ctx, options)
+    limits = manager.settings.limits
+    document = load_document(_read_text(file, limits.max_bytes), limits)
     result = manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
     click.echo(dump_document(result), nl=False)
 
@@ -185,11 +188,16 @@ def health(ctx: click.Context, **options: Any) -> None:
         sys.exit(1)
 
 
-def _read_text(file: Path) -> str:
+def _read_text(file: Path, max_bytes: int) -> str:
+    """The text of ``file`` ('-': stdin), reading no more than ``max_bytes`` + 1 bytes of it."""
     try:
         if str(file) == "-":
-            return sys.stdin.buffer.read().decode("utf-8")
-        return file.read_text(encoding="utf-8")
+            data = sys.stdin.buffer.read(max_bytes + 1)
+        else:
+            with file.open("rb") as stream:
+                data = stream.read(max_bytes + 1)
+        check_size(len(data), DocumentLimits(max_bytes=max_bytes))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise DocumentError(f"'{file}' is not UTF-8 text") from None
     except OSError as exc:

@@ -1,22 +1,55 @@
-"""Reading and writing pipeline documents (YAML, and so JSON) without letting aliases blow up.
+"""Reading and writing pipeline documents (YAML, and so JSON) within a budget.
 
-PyYAML shares the object behind an alias, so an "alias bomb" (a billion laughs) is small in memory
-once loaded but enormous to walk or to print. We compose the node graph first, measure the size it
-expands to, and refuse documents past ``MAX_EXPANDED_NODES`` before constructing anything.
+A document is built straight from the parser's event stream, and every budget is checked as each
+event arrives, before the value it stands for is allocated:
+
+- ``max_bytes``: the text itself;
+- ``max_expanded_bytes``: the text of every scalar once aliases are expanded (``*x`` of a 1 MB
+  string counts 1 MB each time), and the same bound for the interpolated output;
+- ``max_nodes``: scalars and collections, aliases expanded (a "billion laughs" is refused
+  however small it is written);
+- ``max_depth``: nesting, aliases included (deep nesting would otherwise exhaust the stack);
+- ``max_vars``: distinct ``((var))`` placeholders, each of which may cost AWS calls.
+
+Why our own builder and not ``yaml.load``: PyYAML composes the whole node graph first (with a
+position object per node, several times the size of the result) and only then constructs it; a
+check between the two comes after the large allocation. Scalars are still resolved and built by
+PyYAML's own resolver and safe constructors, so values mean exactly what they mean to PyYAML.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
-from .errors import DocumentError
+from .errors import DocumentError, LimitError
+from .limits import (
+    DEFAULT_LIMITS,
+    MAX_BYTES_FLAG,
+    MAX_DEPTH_FLAG,
+    MAX_EXPANDED_BYTES_FLAG,
+    MAX_NODES_FLAG,
+    MAX_VARS_FLAG,
+    DocumentLimits,
+)
+from .vars import placeholders
 
-MAX_EXPANDED_NODES = 1_000_000
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+try:
+    from yaml._yaml import CParser as _Parser  # libyaml's parser, when PyYAML was built with it
+except ImportError:  # pragma: no cover
+    _Parser = None
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_STR, _SEQ, _MAP, _MERGE, _VALUE = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map", "merge", "value"))
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# A JSON text's tokens: strings, brackets, and runs of anything else (numbers, literals).
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]|[^\s\[\]{},:"]+')
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
@@ -34,23 +67,52 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def load_document(text: str, *, max_nodes: int = MAX_EXPANDED_NODES) -> Any:
-    """Parse one YAML document; raises ``DocumentError`` for invalid YAML or an alias bomb."""
-    loader = _Loader(text)
+def load_document(text: str, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
+    """Parse one YAML document within ``limits``; raises ``LimitError`` past a limit and
+    ``DocumentError`` for invalid YAML."""
+    check_size(len(text.encode("utf-8", "surrogatepass")) if not text.isascii() else len(text), limits)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_expanded_size(node, max_nodes)
-        return loader.construct_document(node)
+        return _Builder(text, limits).build()
     except yaml.YAMLError as exc:
         raise DocumentError(f"invalid YAML: {exc}") from None
-    except (ValueError, TypeError, AttributeError) as exc:
+    except UnicodeEncodeError:
+        raise DocumentError("invalid YAML: the text holds characters that are not valid Unicode") from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         # PyYAML's constructors raise plain errors for scalars they resolve but cannot build:
         # an impossible date (2024-13-45), `!!int abc`, `!!timestamp foo`.
         raise DocumentError(f"invalid YAML: cannot construct a value: {exc}") from None
-    finally:
-        loader.dispose()
+
+
+def load_json_document(text: str, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
+    """Parse a JSON document within ``limits``: its structure is measured token by token first,
+    so ``json.loads`` only ever builds a document within the budget."""
+    check_size(len(text.encode("utf-8", "surrogatepass")) if not text.isascii() else len(text), limits)
+    meter = _Meter(limits)
+    for token in _JSON_TOKEN.finditer(text):
+        first = token[0][0]
+        if first in "]}":
+            meter.depth -= 1
+            continue
+        meter.node(len(token[0]), token[0] if first == '"' else None)
+        if first in "[{":
+            meter.enter(1)
+    try:
+        document = json.loads(text)
+    except RecursionError:  # the meter's depth check comes first; this is a second wall
+        raise LimitError(_depth_message(limits)) from None
+    except ValueError as exc:
+        raise DocumentError(f"invalid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(document)
+    return document
+
+
+def check_size(size: int, limits: DocumentLimits) -> None:
+    """``LimitError`` when a document of ``size`` bytes is over ``limits.max_bytes``."""
+    if size > limits.max_bytes:
+        raise LimitError(
+            f"document too large: {size:,} bytes, more than {limits.max_bytes:,} bytes ({MAX_BYTES_FLAG})"
+        )
 
 
 def dump_document(document: Any) -> str:
@@ -60,35 +122,239 @@ def dump_document(document: Any) -> str:
     )
 
 
-def _check_expanded_size(root: yaml.Node, max_nodes: int) -> None:
-    # Iterative post-order walk with memoised sizes: linear in the node graph, however deep.
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if children_done:
-            on_path.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
-            if sizes[key] > max_nodes:
-                raise DocumentError(
-                    f"document too large: it expands to more than {max_nodes:,} nodes "
-                    "(YAML aliases included)"
+def _depth_message(limits: DocumentLimits) -> str:
+    return f"document too deep: nested more than {limits.max_depth} levels ({MAX_DEPTH_FLAG})"
+
+
+class _Meter:
+    """Counts nodes, expanded bytes, depth and distinct vars; raises past a limit."""
+
+    def __init__(self, limits: DocumentLimits) -> None:
+        self.limits = limits
+        self.nodes = 0
+        self.bytes = 0
+        self.depth = 0
+        self.vars: set[str] = set()
+
+    def node(self, size: int, text: str | None = None) -> None:
+        self.add(1, size)
+        if text is not None and "((" in text:
+            self.vars.update(placeholders(text))
+            if len(self.vars) > self.limits.max_vars:
+                raise LimitError(
+                    f"document has more than {self.limits.max_vars:,} distinct vars ({MAX_VARS_FLAG})"
                 )
-            continue
-        if key in sizes:
-            continue
-        if key in on_path:
+
+    def add(self, nodes: int, size: int) -> None:
+        self.nodes += nodes
+        self.bytes += size
+        if self.nodes > self.limits.max_nodes:
+            raise LimitError(
+                f"document too large: it expands to more than {self.limits.max_nodes:,} nodes "
+                f"(YAML aliases included; {MAX_NODES_FLAG})"
+            )
+        if self.bytes > self.limits.max_expanded_bytes:
+            raise LimitError(
+                f"document too large: its text expands to more than {self.limits.max_expanded_bytes:,} "
+                f"bytes (YAML aliases included; {MAX_EXPANDED_BYTES_FLAG})"
+            )
+
+    def enter(self, height: int) -> None:
+        """A collection (or an alias of one) ``height`` levels high starts here."""
+        self.depth += 1
+        if self.depth + height - 1 > self.limits.max_depth:
+            raise LimitError(_depth_message(self.limits))
+
+
+@dataclass
+class _Anchored:
+    value: Any
+    nodes: int
+    bytes: int
+    height: int
+
+
+@dataclass
+class _Open:
+    """A collection being built."""
+
+    value: list[Any] | dict[Any, Any]
+    anchor: str | None
+    nodes: int  # the meter's counts when it started
+    bytes: int
+    depth: int
+    height: int = 1  # levels below and including this one, so far
+    key: Any = None  # a mapping's pending key
+    has_key: bool = False
+    merges: list[Any] | None = None  # a mapping's `<<` values, in order
+
+
+class _Builder:
+    """Builds one document from the event stream, metering every event first."""
+
+    def __init__(self, text: str, limits: DocumentLimits) -> None:
+        if _Parser is None:  # PyYAML without libyaml: the pure-Python parser has the same events
+            self._parser: Any = yaml.SafeLoader(text)
+        else:
+            self._parser = _Parser(text)
+        self._meter = _Meter(limits)
+        self._resolver = Resolver()
+        self._constructor = SafeConstructor()
+        self._anchors: dict[str, _Anchored] = {}
+        self._open_anchors: set[str] = set()
+        self._stack: list[_Open] = []
+
+    def build(self) -> Any:
+        try:
+            return self._build()
+        finally:
+            dispose: Callable[[], None] | None = getattr(self._parser, "dispose", None)
+            if dispose is not None:
+                dispose()
+
+    def _build(self) -> Any:
+        get_event = self._parser.get_event
+        documents, root, done = 0, None, False
+        while True:
+            event = get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                done = self._deliver(self._scalar(event), event.anchor, 1, len(event.value), 0)
+            elif kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                self._start(event, kind is yaml.MappingStartEvent)
+            elif kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+                done = self._end()
+            elif kind is yaml.AliasEvent:
+                done = self._alias(event)
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise DocumentError("invalid YAML: expected a single document in the stream, "
+                                        "but found another document")
+            elif kind is yaml.StreamEndEvent:
+                return root
+            if done:
+                root, done = self._root, False
+
+    # A finished value goes into the collection being built, or becomes the root.
+
+    def _deliver(self, value: Any, anchor: str | None, nodes: int, size: int, height: int) -> bool:
+        if anchor is not None:
+            self._anchor(anchor, _Anchored(value, nodes, size, height))
+        if not self._stack:
+            self._root = value
+            return True
+        parent = self._stack[-1]
+        parent.height = max(parent.height, height + 1)
+        if isinstance(parent.value, list):
+            parent.value.append(value)
+        elif not parent.has_key:
+            try:
+                hash(value)
+            except TypeError:
+                raise DocumentError("invalid YAML: a mapping key must be a scalar, found a collection") from None
+            parent.key, parent.has_key = value, True
+        else:
+            key, parent.key, parent.has_key = parent.key, None, False
+            if key is _MERGE_KEY:
+                (parent.merges if parent.merges is not None else self._new_merges(parent)).append(value)
+            else:
+                parent.value[key] = value
+        return False
+
+    def _new_merges(self, parent: _Open) -> list[Any]:
+        parent.merges = []
+        return parent.merges
+
+    def _anchor(self, anchor: str, anchored: _Anchored) -> None:
+        if anchor in self._anchors:
+            raise DocumentError(f"invalid YAML: found duplicate anchor '{anchor}'")
+        self._anchors[anchor] = anchored
+
+    def _scalar(self, event: yaml.ScalarEvent) -> Any:
+        value = event.value
+        self._meter.node(len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass")), value)
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._resolver.resolve(yaml.ScalarNode, value, event.implicit)
+        if tag == _STR:
+            return value
+        if tag in (_MERGE, _VALUE) and self._stack and isinstance(self._stack[-1].value, dict) \
+                and not self._stack[-1].has_key:
+            return _MERGE_KEY if tag == _MERGE else value  # `=` as a key is the string '=', as in PyYAML
+        node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
+        constructor = self._constructor.yaml_constructors.get(tag)
+        if constructor is None:
+            raise DocumentError(f"invalid YAML: cannot construct a value: unknown tag '{tag}'")
+        return constructor(self._constructor, node)
+
+    def _start(self, event: Any, mapping: bool) -> None:
+        tag = event.tag
+        if tag not in (None, "!", _MAP if mapping else _SEQ):
+            raise DocumentError(f"invalid YAML: cannot construct a value: unsupported tag '{tag}'")
+        meter = self._meter
+        meter.add(1, 0)
+        meter.enter(1)
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        self._stack.append(_Open({} if mapping else [], event.anchor, meter.nodes - 1, meter.bytes, meter.depth))
+
+    def _end(self) -> bool:
+        done = self._stack.pop()
+        meter = self._meter
+        meter.depth -= 1
+        value = done.value
+        if done.merges is not None:
+            value = _merged(value, done.merges)  # type: ignore[arg-type]
+        if done.anchor is not None:
+            self._open_anchors.discard(done.anchor)
+        return self._deliver(value, done.anchor, meter.nodes - done.nodes, meter.bytes - done.bytes, done.height)
+
+    def _alias(self, event: yaml.AliasEvent) -> bool:
+        anchor = event.anchor
+        if anchor in self._open_anchors:
             raise DocumentError("invalid YAML: a recursive alias refers to itself")
-        on_path.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+        anchored = self._anchors.get(anchor)
+        if anchored is None:
+            raise DocumentError(f"invalid YAML: found undefined alias '{anchor}'")
+        meter = self._meter
+        meter.add(anchored.nodes, anchored.bytes)
+        if anchored.height:
+            meter.enter(anchored.height)
+            meter.depth -= 1
+        return self._deliver(anchored.value, None, anchored.nodes, anchored.bytes, anchored.height)
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
+_MERGE_KEY = object()  # a `<<` key, until its mapping ends
+
+
+def _merged(explicit: dict[Any, Any], merges: list[Any]) -> dict[Any, Any]:
+    """YAML's merge keys: merged keys come first; explicit keys win over merged ones, and of a
+    list of merged mappings the earlier wins (the merge key spec)."""
+    result: dict[Any, Any] = {}
+    for merge in merges:
+        items = merge if isinstance(merge, list) else [merge]
+        if not all(isinstance(item, dict) for item in items):
+            raise DocumentError("invalid YAML: '<<' expects a mapping or a list of mappings to merge")
+        for item in items:
+            for key, value in item.items():
+                result.setdefault(key, value)
+    result.update(explicit)
+    return result
+
+
+def _refuse_lone_surrogates(document: Any) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"): no UTF-8 text can hold that."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DocumentError("invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

@@ -27,6 +27,11 @@ class DocumentError(PipelineSecretsError):
     exit_status = 2
 
 
+class LimitError(DocumentError):
+    """Input over one of its budgets (bytes, expanded bytes, nodes, depth, vars, AWS reads); the
+    message names the limit's flag."""
+
+
 class VarSyntaxError(PipelineSecretsError):
     """A ``((var))`` that does not follow the grammar."""
 

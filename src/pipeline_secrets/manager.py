@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import vars as vars_
 from .backend import SecretReader, SecretsManagerBackend, make_client
-from .errors import ConfigError, LookupFailed, PipelineSecretsError, UndefinedVarsError, VarNameError
+from .errors import ConfigError, LimitError, LookupFailed, PipelineSecretsError, UndefinedVarsError, VarNameError
+from .limits import MAX_VARS_FLAG
 from .metrics import Metrics
 from .resilience import CacheStore, CachingReader, Entry, MemoryStore, RetryingReader, SingleFlightReader
 from .settings import Settings, resolve_settings
@@ -50,31 +53,98 @@ Trace = Callable[[str, str, str], None]
 _parse_var = functools.lru_cache(maxsize=4096)(vars_.parse_var)
 
 
+class _Reads:
+    """What one call may still ask AWS for: ``--max-secret-reads`` secret paths over all rounds."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.limit = limit
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise LimitError(
+                f"this lookup needs more than {self.limit:,} secret reads from AWS (--max-secret-reads)"
+            )
+
+
+@dataclass(frozen=True)
+class _TeamReaders:
+    """One team's view of the reader stack: its own cache partition and single-flight."""
+
+    reader: SecretReader
+    cache: CachingReader | None
+    positions: CacheStore | None
+
+
+class ReaderStacks:
+    """The reader stack, shared by all teams where it holds no answers (backend, retry) and one
+    per team where it does: each team's cached answers and remembered positions live in that
+    team's partition of one store, so a team that floods the cache evicts its own entries, never
+    another team's (see ``MemoryStore``)."""
+
+    MAX_TEAMS = 4096  # views kept; a view is cheap to make again, its entries stay in the store
+
+    def __init__(self, settings: Settings, retrying: SecretReader, metrics: Metrics) -> None:
+        self._settings = settings
+        self._retrying = retrying
+        self._metrics = metrics
+        self._store = self._positions = None
+        if settings.cache_enabled:
+            self._store = MemoryStore(settings.cache_purge_interval, settings.cache_max_entries)
+            if settings.cache_duration > 0 and settings.cache_duration_notfound > 0:
+                self._positions = MemoryStore(settings.cache_purge_interval, settings.cache_max_entries)
+        self._teams: OrderedDict[str, _TeamReaders] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def for_team(self, team: str) -> _TeamReaders:
+        with self._lock:
+            readers = self._teams.get(team)
+            if readers is None:
+                readers = self._teams[team] = self._build(team)
+                if len(self._teams) > self.MAX_TEAMS:
+                    self._teams.popitem(last=False)
+            else:
+                self._teams.move_to_end(team)
+            return readers
+
+    def _build(self, team: str) -> _TeamReaders:
+        settings = self._settings
+        cache = None
+        reader: SecretReader = self._retrying
+        if self._store is not None:
+            cache = CachingReader(
+                self._retrying, self._store.partition(team),
+                found_ttl=settings.cache_duration, notfound_ttl=settings.cache_duration_notfound,
+                stale_if_error=settings.cache_stale_if_error, metrics=self._metrics,
+            )
+            reader = cache
+        positions = self._positions.partition(team) if self._positions is not None else None
+        return _TeamReaders(SingleFlightReader(reader), cache, positions)
+
+
 class Manager:
     """Resolves vars for a team and an optional pipeline. Thread-safe; close it when done.
 
     All the names a call needs are resolved together, in rounds: every name's first candidate
     path in one batched read, then the next candidate of the names not found, and so on, so a
-    document costs at most one round trip per template level, not one per var and path.
+    document costs at most one round trip per template level, not one per var and path. Every
+    name is checked before the first round, so a refused name costs no AWS call at all.
     """
 
     def __init__(
         self,
         settings: Settings,
         backend: SecretsManagerBackend,
-        reader: SecretReader,
+        stacks: ReaderStacks,
         *,
         uncached: SecretReader,
-        cache: CachingReader | None = None,
-        positions: CacheStore | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self._backend = backend
-        self._reader = reader
+        self._stacks = stacks
         self._uncached = uncached
-        self._cache = cache
-        self._positions = positions
         self._metrics = metrics or Metrics()
         self._candidates = functools.lru_cache(maxsize=8192)(settings.rules.candidate_paths)
 
@@ -100,21 +170,30 @@ class Manager:
     ) -> Any:
         """A new document with every ``((var))`` replaced; each secret path is read once.
 
-        The first failure (in name order) is raised: a refused name, then an AWS failure.
+        Refused names fail the call before any AWS call; then the first failure (in name order)
+        is raised: a refused name, then an AWS failure. ``LimitError`` when the document has more
+        vars than ``max_document_vars``, needs more reads than ``max_secret_reads``, or would
+        expand past ``max_expanded_bytes``.
         """
-        names = [ref.path for ref in vars_.collect_vars(document)]
-        resolved = self.resolve(names, team=team, pipeline=pipeline)
+        limits = self.settings.limits
+        refs = vars_.collect_vars(document)
+        if len(refs) > limits.max_vars:
+            raise LimitError(
+                f"document has more than {limits.max_vars:,} distinct vars ({MAX_VARS_FLAG})"
+            )
+        names = [ref.path for ref in refs]
+        resolved = self._resolve(names, team, pipeline, None, refuse_early=True)
         for name in sorted(resolved):
             if resolved[name].error is not None:
                 raise resolved[name].error
         secrets = {name: r.value for name, r in resolved.items() if r.found}
-        return vars_.interpolate(document, secrets, allow_missing=allow_missing)
+        return vars_.interpolate(document, secrets, allow_missing=allow_missing, max_bytes=limits.max_expanded_bytes)
 
     def resolve(self, names: Iterable[str], *, team: str, pipeline: str | None = None) -> dict[str, Resolved]:
         """Resolve secret names (var paths, without fields) to a ``Resolved`` each, never raising
-        for one name's failure: a refused name or an AWS failure is that name's ``error``."""
+        for one name's failure: a refused name or an AWS failure is that name's ``error``.
+        ``LimitError`` when the names need more than ``max_secret_reads`` reads."""
         return self._resolve(names, team, pipeline, None)
-
     def probe(self, name: str, *, team: str, pipeline: str | None = None) -> list[PathProbe]:
         """Ask every candidate path of ``name``, bypassing the cache, and say for each whether it
         is readable, not found or failing. Values are read (that is what the permission is for)
@@ -177,26 +256,30 @@ class Manager:
         self.close()
 
     def _resolve(
-        self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None
+        self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None,
+        *, refuse_early: bool = False,
     ) -> dict[str, Resolved]:
         started = time.perf_counter()
         check_scope(team, pipeline)
+        readers = self._stacks.for_team(team)
         if trace:
             for level, template in self.settings.rules.skipped(pipeline):
                 trace(level, template.text, "skipped: no pipeline (one-off build)")
         results: dict[str, Resolved] = {}
         plans: dict[str, list[tuple[str, str]]] = {}
-        position: dict[str, int] = {}
         for name in dict.fromkeys(names):
             try:
                 plans[name] = self._candidates(name, team, pipeline)
             except VarNameError as exc:
                 results[name] = Resolved(name, error=exc)
-                continue
-            position[name] = self._remembered_position(name, team, pipeline, plans[name], trace)
+        if refuse_early and results:
+            return results
+        position = {name: self._remembered_position(readers, name, pipeline, plan, trace)
+                    for name, plan in plans.items()}
+        reads = _Reads(self.settings.max_secret_reads)
         while plans:
             wanted = {name: candidates[position[name]] for name, candidates in plans.items()}
-            answers = self._read([path for _, path in wanted.values()])
+            answers = self._read(readers, [path for _, path in wanted.values()], reads)
             for name, (level, path) in wanted.items():
                 answer = answers[path]
                 if trace:
@@ -206,7 +289,7 @@ class Manager:
                 elif answer is not None:
                     results[name] = Resolved(name, value=answer, path=path)
                     if position[name] > 0:
-                        self._remember_position(name, team, pipeline, position[name])
+                        self._remember_position(readers, name, pipeline, position[name])
                 elif position[name] + 1 < len(plans[name]):
                     position[name] += 1
                     continue
@@ -219,16 +302,17 @@ class Manager:
     def _cached(self, name: str, team: str, pipeline: str | None) -> Any | None:
         """The hot path: a value the cache answers whole (fresh misses, then a fresh value), or
         ``None`` to take the full path. A few dict lookups; no AWS, no allocation of results."""
-        if self._cache is None:
-            return None
         started = time.perf_counter()
         try:
             candidates = self._candidates(name, team, pipeline)
         except PipelineSecretsError:
             return None
-        start = self._remembered_position(name, team, pipeline, candidates, None)
+        readers = self._stacks.for_team(team)
+        if readers.cache is None:
+            return None
+        start = self._remembered_position(readers, name, pipeline, candidates, None)
         for _, path in candidates[start:]:
-            entry = self._cache.fresh(path)
+            entry = readers.cache.fresh(path)
             if entry is None:
                 return None
             if entry.found:
@@ -236,17 +320,18 @@ class Manager:
                 return entry.value
         return None
 
-    def _read(self, paths: list[str]) -> dict[str, Any]:
+    def _read(self, readers: _TeamReaders, paths: list[str], reads: _Reads) -> dict[str, Any]:
         """Fresh cache entries straight away; everything else down the reader stack at once."""
         answers: dict[str, Any] = {}
-        if self._cache is not None:
+        if readers.cache is not None:
             for path in paths:
-                entry = self._cache.fresh(path)
+                entry = readers.cache.fresh(path)
                 if entry is not None:
                     answers[path] = entry.value if entry.found else None
         misses = [path for path in paths if path not in answers]
         if misses:
-            answers.update(self._reader.get_many(misses))
+            reads.spend(len(misses))
+            answers.update(readers.reader.get_many(misses))
         return answers
 
     # Fallback-aware negative caching (Concourse issue 6052): a var found at team level after a
@@ -255,11 +340,12 @@ class Manager:
     # (not at all when either cache duration is 0: that operator wants new secrets seen at once).
 
     def _remembered_position(
-        self, name: str, team: str, pipeline: str | None, candidates: list[tuple[str, str]], trace: Trace | None
+        self, readers: _TeamReaders, name: str, pipeline: str | None, candidates: list[tuple[str, str]],
+        trace: Trace | None,
     ) -> int:
-        if self._positions is None:
+        if readers.positions is None:
             return 0
-        entry = self._positions.get(_position_key(name, team, pipeline))
+        entry = readers.positions.get(_position_key(name, pipeline))
         if entry is None or entry.fresh_until <= time.time() or entry.value >= len(candidates):
             return 0
         if trace:
@@ -267,14 +353,14 @@ class Manager:
                 trace(level, path, "not found (remembered from an earlier lookup)")
         return int(entry.value)
 
-    def _remember_position(self, name: str, team: str, pipeline: str | None, position: int) -> None:
-        if self._positions is not None:
+    def _remember_position(self, readers: _TeamReaders, name: str, pipeline: str | None, position: int) -> None:
+        if readers.positions is not None:
             until = time.time() + self.settings.cache_duration
-            self._positions.put(_position_key(name, team, pipeline), Entry(True, position, until, until))
+            readers.positions.put(_position_key(name, pipeline), Entry(True, position, until, until))
 
 
-def _position_key(name: str, team: str, pipeline: str | None) -> str:
-    return f"{team}\0{pipeline or ''}\0{name}"
+def _position_key(name: str, pipeline: str | None) -> str:
+    return f"{pipeline or ''}\0{name}"  # within the team's partition
 
 
 def _outcome(answer: Any) -> str:
@@ -284,7 +370,7 @@ def _outcome(answer: Any) -> str:
 
 
 def build_manager(settings: Settings) -> Manager:
-    """Assemble the reader stack for ``settings``:
+    """Assemble the reader stack for ``settings``, per team:
     ``SingleFlightReader(CachingReader(RetryingReader(SecretsManagerBackend)))``.
 
     Single-flight sits outside the cache, so a caller that arrives just after a fetch finds the
@@ -296,24 +382,7 @@ def build_manager(settings: Settings) -> Manager:
         backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
         deadline=settings.lookup_timeout, metrics=metrics,
     )
-    cache = positions = None
-    reader: SecretReader = retrying
-    if settings.cache_enabled:
-        cache = CachingReader(
-            retrying,
-            MemoryStore(settings.cache_purge_interval, settings.cache_max_entries),
-            found_ttl=settings.cache_duration,
-            notfound_ttl=settings.cache_duration_notfound,
-            stale_if_error=settings.cache_stale_if_error,
-            metrics=metrics,
-        )
-        reader = cache
-        if settings.cache_duration > 0 and settings.cache_duration_notfound > 0:
-            positions = MemoryStore(settings.cache_purge_interval, settings.cache_max_entries)
-    return Manager(
-        settings, backend, SingleFlightReader(reader),
-        uncached=retrying, cache=cache, positions=positions, metrics=metrics,
-    )
+    return Manager(settings, backend, ReaderStacks(settings, retrying, metrics), uncached=retrying, metrics=metrics)
 
 
 def connect(

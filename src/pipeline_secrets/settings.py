@@ -8,12 +8,22 @@ flag, its environment variable and its keyword can never drift apart. Precedence
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .durations import to_seconds
 from .errors import ConfigError
+from .limits import (
+    DEFAULT_LIMITS,
+    MAX_BYTES_FLAG,
+    MAX_DEPTH_FLAG,
+    MAX_EXPANDED_BYTES_FLAG,
+    MAX_NODES_FLAG,
+    MAX_VARS_FLAG,
+    DocumentLimits,
+)
 from .templates import LookupRules, SecretTemplate
 
 
@@ -23,7 +33,7 @@ class Option:
     flag: str
     env: str
     default: Any
-    kind: str  # "str", "secret", "template", "bool", "duration", "count"
+    kind: str  # "str", "secret", "template", "bool", "duration", "count", "choice", "size"
     help: str
 
 
@@ -78,6 +88,18 @@ OPTIONS: tuple[Option, ...] = (
           "Deadline of one lookup, retries and waits included."),
     _ours("batch", "--aws-secretsmanager-batch", "AWS_BATCH", "auto", "choice",
           "BatchGetSecretValue for many paths at once: auto (fall back to GetSecretValue when denied), on, off."),
+    _ours("max_document_bytes", MAX_BYTES_FLAG, "MAX_DOCUMENT_BYTES", "10MiB", "size",
+          "Largest document accepted (e.g. 10MiB, 512KiB, or bytes)."),
+    _ours("max_expanded_bytes", MAX_EXPANDED_BYTES_FLAG, "MAX_EXPANDED_BYTES", "32MiB", "size",
+          "Most text a document may expand to, YAML aliases included; bounds the interpolated output too."),
+    _ours("max_document_nodes", MAX_NODES_FLAG, "MAX_DOCUMENT_NODES", DEFAULT_LIMITS.max_nodes, "count",
+          "Most values (scalars and collections) in a document, YAML aliases expanded."),
+    _ours("max_document_depth", MAX_DEPTH_FLAG, "MAX_DOCUMENT_DEPTH", DEFAULT_LIMITS.max_depth, "count",
+          "Deepest nesting of a document, YAML aliases included."),
+    _ours("max_document_vars", MAX_VARS_FLAG, "MAX_DOCUMENT_VARS", DEFAULT_LIMITS.max_vars, "count",
+          "Most distinct ((var)) placeholders in one document."),
+    _ours("max_secret_reads", "--max-secret-reads", "MAX_SECRET_READS", 2000, "count",
+          "Most secret paths one lookup or document may ask AWS for (cache misses, all rounds)."),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -104,6 +126,8 @@ class Settings:
     cache_stale_if_error: float = 0.0
     lookup_timeout: float = 30.0
     batch: str = "auto"
+    limits: DocumentLimits = DEFAULT_LIMITS
+    max_secret_reads: int = 2000
     # Only the embedded emulator sets this; users point the SDK elsewhere with AWS_ENDPOINT_URL*.
     endpoint_url: str | None = None
 
@@ -155,8 +179,15 @@ def resolve_settings(
         team=values.pop("team_secret_template"),
         shared=values.pop("shared_secret_template"),
     )
+    limits = DocumentLimits(
+        max_bytes=values.pop("max_document_bytes"),
+        max_expanded_bytes=values.pop("max_expanded_bytes"),
+        max_nodes=values.pop("max_document_nodes"),
+        max_depth=values.pop("max_document_depth"),
+        max_vars=values.pop("max_document_vars"),
+    )
     # Every other option is a Settings field of the same name.
-    return Settings(region=region, rules=rules, endpoint_url=endpoint_url, **values)
+    return Settings(region=region, rules=rules, limits=limits, endpoint_url=endpoint_url, **values)
 
 
 def _convert(option: Option, raw: Any, where: str) -> Any:
@@ -173,6 +204,8 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
             if str(raw) not in BATCH_MODES:
                 raise ValueError(f"'{raw}' is not one of {', '.join(BATCH_MODES)}")
             return str(raw)
+        if option.kind == "size":
+            return parse_size(raw)
         if option.kind == "count":
             if isinstance(raw, bool) or not (isinstance(raw, int) or str(raw).strip().lstrip("+-").isdigit()):
                 raise ValueError(f"not a whole number: '{raw}'")
@@ -183,6 +216,27 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
         return None if raw in (None, "") else str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+               "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(raw: Any) -> int:
+    """Bytes from ``10MiB``, ``512KiB``, ``1MB`` (powers of 1000), ``4096`` or an int; at least 1."""
+    if isinstance(raw, bool):
+        raise ValueError(f"not a size: {raw!r}")
+    if isinstance(raw, int):
+        size = raw
+    else:
+        match = _SIZE.fullmatch(str(raw))
+        if match is None:
+            raise ValueError(f"not a size: '{raw}' (use e.g. 10MiB, 512KiB or a number of bytes)")
+        size = int(match[1]) * _SIZE_UNITS[(match[2] or "").lower()]
+    if size < 1:
+        raise ValueError(f"must be at least 1 byte, got {size}")
+    return size
 
 
 def duration_seconds(raw: Any, where: str, *, positive: bool = False) -> float:

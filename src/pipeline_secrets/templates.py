@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ScopeNameError, VarNameError
+from .ownership import foreign_reading
 
 FIELDS = ("Team", "Pipeline", "Secret")
 
@@ -81,20 +82,6 @@ class SecretTemplate:
         values = {"Team": team, "Pipeline": pipeline or "", "Secret": secret}
         return "".join(values[value] if kind == "field" else value for kind, value in self.parts)
 
-    def pattern(self) -> re.Pattern[str]:
-        """A regex matching every path this template renders; Team and Pipeline are captured."""
-        seen: set[str] = set()
-        out = []
-        for kind, value in self.parts:
-            if kind == "text":
-                out.append(re.escape(value))
-            elif value in seen:
-                out.append(f"(?P={value})")
-            else:
-                seen.add(value)
-                out.append(f"(?P<{value}>.+)" if value == "Secret" else f"(?P<{value}>[^/]+)")
-        return re.compile("".join(out), re.DOTALL)
-
 
 def _append_text(parts: list[tuple[str, str]], literal: str) -> None:
     if literal:
@@ -156,27 +143,33 @@ class LookupRules:
     def _check_scope_escape(
         self, secret: str, level: str, path: str, team: str, pipeline: str | None
     ) -> None:
-        # A broader template can render the exact path of a narrower scope (with the defaults,
-        # team-level "other-pipeline/x" is pipeline other-pipeline's "x"). Such a path is refused
-        # unless the narrower scope it lands in is the caller's own. A path of the caller's own
-        # pipeline template is the caller's by definition, so only broader levels are checked.
-        narrower = {"pipeline": (), "team": (self.pipeline,), "shared": (self.pipeline, self.team)}[level]
-        for other in narrower:
-            match = other.pattern().fullmatch(path)
-            if match is None:
+        # Any configured template may read the path as another scope's: with the defaults,
+        # team-level "other-pipeline/x" is pipeline other-pipeline's "x"; with templates whose
+        # fields are not delimited by '/', even the caller's own pipeline path can be another
+        # team's ('{{.Team}}-{{.Pipeline}}': alpha + x-deploy is alpha-x + deploy). The path is
+        # refused when *any* reading by *any* template gives it to another team or pipeline.
+        for _, template in self.configured():
+            reading = foreign_reading(template.parts, path, team, pipeline)
+            if reading is None:
                 continue
-            bound = match.groupdict()
-            foreign_team = "Team" in bound and bound["Team"] != team
-            foreign_pipeline = "Pipeline" in bound and bound["Pipeline"] != (pipeline or None)
-            if foreign_team or foreign_pipeline:
-                owner = f"team '{bound.get('Team', team)}'"
-                if "Pipeline" in bound:
-                    owner = f"pipeline '{bound['Pipeline']}' of {owner}"
-                raise VarNameError(
-                    f"var '{secret}' refused: its {level} path '{path}' is the path of "
-                    f"{owner}, secret '{bound['Secret']}'; vars may only reach their own "
-                    "team's and pipeline's secrets"
-                )
+            owner = f"team '{reading.team if reading.team is not None else team}'"
+            if reading.pipeline is not None:
+                owner = f"pipeline '{reading.pipeline}' of {owner}"
+            raise VarNameError(
+                f"var '{secret}' refused: its {level} path '{path}' is the path of "
+                f"{owner}, secret '{reading.secret}'; vars may only reach their own "
+                "team's and pipeline's secrets"
+            )
+
+    def ambiguous(self) -> bool:
+        """True when a template can read one path as two scopes' paths for names that hold
+        '-', '_' or '.': lookups stay safe (such vars are refused), but operators should know."""
+        team, pipeline = "a-b_c.d", "e-f_g.h"
+        for _, template in self.configured():
+            path = template.render(team=team, pipeline=pipeline, secret="s")
+            if any(foreign_reading(t.parts, path, team, pipeline) for _, t in self.configured()):
+                return True
+        return False
 
 
 def check_scope(team: str, pipeline: str | None) -> None:

@@ -40,47 +40,89 @@ class CacheStore(Protocol):
 
 
 class MemoryStore:
-    """A thread-safe LRU dict with expiry; expired entries are dropped every ``purge_interval``."""
+    """A thread-safe LRU dict with expiry, in partitions (one per team); expired entries are
+    dropped every ``purge_interval``.
+
+    At most ``max_entries`` entries in all. When full, the entry that goes is the least recently
+    used of the *largest* partition (of the one being written to, when it is as large), so a team
+    that floods the cache with new paths evicts its own entries first and never those of a team
+    that holds fewer than it does: no team can flush the others' warm entries.
+    """
 
     def __init__(
         self, purge_interval: float, max_entries: int = 10000, clock: Callable[[], float] = time.time
     ) -> None:
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._partitions: dict[str, OrderedDict[str, Entry]] = {}
+        self._size = 0
         self._lock = threading.Lock()
         self._clock = clock
         self._purge_interval = purge_interval
         self._max_entries = max_entries
         self._next_purge = clock() + purge_interval
 
-    def get(self, key: str) -> Entry | None:
+    def partition(self, name: str) -> CacheStore:
+        """The ``CacheStore`` of one partition."""
+        return _Partition(self, name)
+
+    def get(self, key: str, partition: str = "") -> Entry | None:
         now = self._clock()
         with self._lock:
             if now >= self._next_purge:
                 self._purge(now)
-            entry = self._entries.get(key)
+            entries = self._partitions.get(partition)
+            entry = entries.get(key) if entries is not None else None
             if entry is None or entry.keep_until <= now:
                 return None
-            self._entries.move_to_end(key)
+            entries.move_to_end(key)  # type: ignore[union-attr]
             return entry
 
-    def put(self, key: str, entry: Entry) -> None:
+    def put(self, key: str, entry: Entry, partition: str = "") -> None:
         now = self._clock()
         with self._lock:
             if now >= self._next_purge:
                 self._purge(now)
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            entries = self._partitions.setdefault(partition, OrderedDict())
+            if key not in entries:
+                self._size += 1
+            entries[key] = entry
+            entries.move_to_end(key)
+            while self._size > self._max_entries:
+                self._evict_one(entries)
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._entries)
+            return self._size
+
+    def partition_sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(entries) for name, entries in self._partitions.items() if entries}
+
+    def _evict_one(self, writing: OrderedDict[str, Entry]) -> None:
+        largest = max(self._partitions.values(), key=len)
+        victim = writing if len(writing) >= len(largest) else largest
+        victim.popitem(last=False)
+        self._size -= 1
 
     def _purge(self, now: float) -> None:
         self._next_purge = now + self._purge_interval
-        for key in [key for key, entry in self._entries.items() if entry.keep_until <= now]:
-            del self._entries[key]
+        for name, entries in list(self._partitions.items()):
+            for key in [key for key, entry in entries.items() if entry.keep_until <= now]:
+                del entries[key]
+                self._size -= 1
+            if not entries:
+                del self._partitions[name]
+
+
+class _Partition:
+    def __init__(self, store: MemoryStore, name: str) -> None:
+        self._store = store
+        self._name = name
+
+    def get(self, key: str) -> Entry | None:
+        return self._store.get(key, self._name)
+
+    def put(self, key: str, entry: Entry) -> None:
+        self._store.put(key, entry, self._name)
 
 
 class CachingReader:
