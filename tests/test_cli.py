@@ -295,6 +295,25 @@ def test_interpolate_non_primitive_in_a_string_exits_1_without_the_value(seed, c
     assert "interp-secret-value" not in result.stderr
 
 
+@pytest.mark.parametrize("args, text, needle", [
+    ([], "\n".join(f"k{i}: ((v{i}))" for i in range(501)), "more than 500 distinct vars (--max-document-vars)"),
+    (["--max-document-nodes", "10"], "[" + ", ".join("a" * 20) + "]", "(YAML aliases included; --max-document-nodes)"),
+    (["--max-document-bytes", "1KiB"], "a: " + "b" * 2000, "more than 1,024 bytes (--max-document-bytes)"),
+    (["--max-document-depth", "3"], "a: [[[[x]]]]", "nested more than 3 levels (--max-document-depth)"),
+])
+def test_interpolate_over_a_budget_exits_2_naming_the_flag(cli, proxy, args, text, needle):
+    result = cli("interpolate", "-", "--team", TEAM, *args, input=text)
+    assert_fails_cleanly(result, 2)
+    assert needle in result.stderr
+    assert proxy.log == []
+
+
+def test_interpolate_budget_flags_raise_the_limits(cli, proxy):
+    text = "\n".join(f"k{i}: ((v{i}))" for i in range(501))
+    result = cli("interpolate", "-", "--team", TEAM, "--max-document-vars", "600", "--allow-missing", input=text)
+    assert result.exit_code == 0, result.stderr
+
+
 @pytest.mark.parametrize("text", ["a: [", "a: b: c", "key: 'unterminated", "x: !!python/object/apply:os.system [echo]"])
 def test_interpolate_invalid_yaml_exits_2(cli, proxy, text):
     result = cli("interpolate", "-", "--team", TEAM, input=text)

@@ -217,6 +217,15 @@ def test_a_connection_reset_mid_response_is_retried(seed, connect, proxy):
     assert len(proxy.calls("GetSecretValue")) == 2
 
 
+def test_an_error_answer_cut_mid_way_is_retried(seed, connect, proxy):
+    # A throttling answer whose body is cut: botocore cannot read it and names it by its status.
+    seed("/concourse/main/token", "v")
+    proxy.throttle(count=1)
+    proxy.drop_connections(count=1, mode="mid")
+    assert connect(retry_attempts=3).lookup("token", team=TEAM) == "v"
+    assert len(proxy.calls("GetSecretValue")) == 2
+
+
 def test_a_throttling_storm_is_absorbed_by_retries(seed, connect, proxy):
     for i in range(30):
         seed(f"/concourse/main/s{i}", f"v{i}")

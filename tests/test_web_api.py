@@ -173,18 +173,18 @@ def test_unreadable_documents_are_400(client, secrets):
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
         for i in range(8))
     response = post(client, f"{PIPELINE}/interpolate", bomb, "application/yaml")
-    assert response.status_code == 400 and "too large" in response.json()["error"]
+    assert response.status_code == 413 and "too large" in response.json()["error"]
     not_utf8 = client.post(f"{PIPELINE}/interpolate", content=b"a: \xff\xfe",
                            headers={**basic("alice"), "Content-Type": "application/yaml"})
     assert (not_utf8.status_code, not_utf8.json()) == (400, {"error": "the document is not UTF-8 text"})
 
 
-@pytest.mark.parametrize("fault, kind", [
-    ("denied", "AccessDeniedException"),
-    ("throttled", "after 5 attempts"),
-    ("unreachable", "after 5 attempts"),
+@pytest.mark.parametrize("fault, kind, aws_text", [
+    ("denied", ": access-denied", "is not authorized to perform"),
+    ("throttled", "(after 5 attempts): throttled", "Rate exceeded"),
+    ("unreachable", "(after 5 attempts): network", "Connection"),
 ])
-def test_aws_failures_are_502_naming_the_path_never_a_value(client, secrets, proxy, fault, kind):
+def test_aws_failures_are_502_naming_the_path_and_kind_only(client, web, secrets, proxy, fault, kind, aws_text):
     if fault == "denied":
         proxy.set_policy(restricted_policy("beta"))
     elif fault == "throttled":
@@ -200,8 +200,10 @@ def test_aws_failures_are_502_naming_the_path_never_a_value(client, secrets, pro
         error = response.json()["error"]
         assert list(response.json()) == ["error"]
         assert "/concourse/alpha/deploy/" in error and kind in error
+        assert aws_text not in response.text and "http" not in error and "arn:" not in error
         for value in ("pipeline-token-Qw12", "db-pw-Zz81", "team-token-Er34"):
             assert value not in response.text
+    assert aws_text in web.log_text()  # AWS's own words are for the operator's log
 
 
 # --- lookup -----------------------------------------------------------------------------------

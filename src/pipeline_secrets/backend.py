@@ -283,6 +283,10 @@ def classify_code(path: str, code: str, detail: str, status: int = 0) -> LookupF
     """An AWS error code (and HTTP status) as ``None`` for not found, or a typed failure."""
     if code in _NOT_FOUND_CODES:
         return None
+    if code.isdigit():
+        # botocore names the error by its HTTP status when it cannot read the body: an answer cut
+        # or garbled on the way (no AWS service answers so), as retryable as a dropped connection.
+        return LookupFailed(path, "network", f"unreadable error answer (HTTP {code})", code=code, retryable=True)
     if code in _THROTTLING_CODES or status == 429:
         return LookupFailed(path, "throttled", detail, code=code, retryable=True)
     if code in _TRANSIENT_CODES or status >= 500:

@@ -92,8 +92,15 @@ class LookupFailed(PipelineSecretsError):
         return f"{self.code}: {self.detail}" if self.code else self.detail
 
     def _message(self) -> str:
-        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-        return f"reading secret '{self.path}' failed{tries}: {self.reason}"
+        return f"reading secret '{self.path}' failed{self._tries()}: {self.reason}"
+
+    def public_message(self) -> str:
+        """The message without AWS's own text (which names endpoints, accounts and identities):
+        for answers to clients who are not operators, such as a web node's team members."""
+        return f"reading secret '{self.path}' failed{self._tries()}: {self.kind}"
+
+    def _tries(self) -> str:
+        return f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
 
     def after_attempts(self, attempts: int) -> LookupFailed:
         """The same failure, saying how many attempts were made."""

@@ -2,7 +2,9 @@
 
 Every answer is JSON (``{"error": "<message>"}`` for errors) except interpolations of YAML
 documents (YAML out) and ``/metrics`` (Prometheus text). Blocking work (AWS calls, bcrypt, parsing
-and dumping documents) runs in worker threads under a limiter, never on the event loop.
+and dumping documents) runs in worker threads under a limiter, never on the event loop, and is
+admitted fairly (``admission``): per team for lookups and documents, per client address for
+password checks. Every input has a budget; see ``WebLimits`` and docs/security.md.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ import binascii
 import functools
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from ..documents import dump_document, load_document
+from ..documents import check_size, dump_document, load_document, load_json_document
 from ..errors import (
     DocumentError,
     FieldError,
+    LimitError,
     LookupFailed,
     PipelineSecretsError,
     ScopeNameError,
@@ -35,16 +39,30 @@ from ..errors import (
     VarNameError,
     VarSyntaxError,
 )
+from ..limits import DocumentLimits
 from ..manager import Manager
+from .admission import AuthQueue, LoginThrottle, Overloaded, Slots, TeamGates
 from .auth import Authenticator
 from .health import CachedHealth
 from .logs import log
 from .observe import SCOPE_KEY, ObserveRequests, WebMetrics
 from .teams import Teams, check_team_name
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
 AWS_THREADS = 32  # the boto3 client's connection pool
 AUTH_THREADS = 4  # bcrypt is CPU: a flood of wrong passwords must not take every worker thread
+MAX_TOKEN_BODY_BYTES = 16 * 1024  # a password grant is ~200 bytes
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    """The web node's budgets, from its flags (docs/security.md has the table)."""
+
+    team_concurrency: int = 4  # requests of one team doing AWS or document work at once
+    team_queue: int = 32  # requests of one team waiting for that; more answer 429
+    document_slots: int = 4  # documents read, parsed and interpolated at once (memory)
+    body_timeout: float = 30.0  # a request body must arrive within this; 408 otherwise
+    auth_queue: int = 32  # password checks in flight or waiting; more answer 503
+    auth_per_client: int = 4  # of which from one client address; more answer 429
 YAML_MEDIA_TYPE = "application/yaml"
 JSON_MEDIA_TYPE = "application/json"
 CHALLENGE = 'Basic realm="pipeline-secrets", Bearer realm="pipeline-secrets"'
@@ -62,11 +80,14 @@ class HttpError(Exception):
 
 
 def status_for(exc: PipelineSecretsError) -> int:
-    """422: the document or the var is wrong; 502: AWS did not answer found or not found."""
+    """422: the document or the var is wrong; 413: over a budget; 502: AWS did not answer found
+    or not found."""
     if isinstance(exc, LookupFailed):
         return 502
     if isinstance(exc, (UndefinedVarsError, VarSyntaxError, VarNameError, FieldError)):
         return 422
+    if isinstance(exc, LimitError):
+        return 413
     if isinstance(exc, (ScopeNameError, DocumentError)):
         return 400
     return 500
@@ -98,12 +119,20 @@ def endpoint(handler: Handler) -> Handler:
             return await handler(self, request)
         except HttpError as exc:
             return error_response(exc.status, exc.message, exc.headers)
+        except Overloaded as exc:
+            facts["error_type"] = "Overloaded"
+            return error_response(exc.status, exc.message, {"Retry-After": str(exc.retry_after)})
         except PipelineSecretsError as exc:
             status = status_for(exc)
             facts["error_type"] = type(exc).__name__
             if status >= 500:  # messages are safe to log; 502s are what operators look for
                 facts["error"] = str(exc)
-            return error_response(status, str(exc))
+            # AWS's own text (endpoint, account, identity) is for the operator's log, not for clients.
+            message = exc.public_message() if isinstance(exc, LookupFailed) else str(exc)
+            return error_response(status, message)
+        except ClientDisconnect:
+            facts["client_closed"] = True
+            return error_response(400, "client disconnected")  # nobody reads it
         except Exception as exc:
             facts["error_type"] = type(exc).__name__
             log.error("unexpected error", exc_info=True, extra={"fields": {"route": request.url.path}})
@@ -115,15 +144,23 @@ def endpoint(handler: Handler) -> Handler:
 class WebNode:
     """The web node's state: the manager, who may do what, the health cache, the metrics."""
 
-    def __init__(self, manager: Manager, auth: Authenticator, teams: Teams, *, health_ttl: float) -> None:
+    def __init__(
+        self, manager: Manager, auth: Authenticator, teams: Teams, *, health_ttl: float,
+        limits: WebLimits = WebLimits(),
+    ) -> None:
         self.manager = manager
         self.auth = auth
         self.teams = teams
+        self.limits = limits
         self.metrics = WebMetrics(manager.metrics_registry)
         self.health = CachedHealth(self._check_health, health_ttl)
         self._aws_limiter: anyio.CapacityLimiter | None = None
         self._auth_limiter: anyio.CapacityLimiter | None = None
         self._password_checks: dict[bytes, asyncio.Future[bool]] = {}
+        self._teams_gates = TeamGates(limits.team_concurrency, limits.team_queue)
+        self._documents = Slots(limits.document_slots, per_team=max(1, limits.document_slots // 2))
+        self._auth_queue = AuthQueue(limits.auth_queue, limits.auth_per_client)
+        self._logins = LoginThrottle()
 
     def routes(self) -> list[Route]:
         return [
@@ -144,7 +181,9 @@ class WebNode:
             assert isinstance(exc, HTTPException)
             return error_response(exc.status_code, str(exc.detail).lower(), exc.headers)
 
+        # No trailing-slash redirects: Starlette builds them from the request's Host header.
         app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+        app.router.redirect_slashes = False
         return ObserveRequests(app, routes, self.metrics)
 
     # --- endpoints ------------------------------------------------------------------------------
@@ -175,7 +214,8 @@ class WebNode:
         var = request.query_params.get("var")
         if not var:
             raise HttpError(400, "missing query parameter 'var'")
-        value = await self._aws(self.manager.lookup, var, team=team, pipeline=pipeline)
+        async with self._teams_gates.enter(team):
+            value = await self._aws(self.manager.lookup, var, team=team, pipeline=pipeline)
         return json_response({"value": value})
 
     @endpoint
@@ -183,32 +223,35 @@ class WebNode:
         team, pipeline = await self._authorize(request)
         as_json = _is_json(request.headers.get("content-type"))
         allow_missing = _flag(request, "allow_missing")
-        body = await _read_body(request)
+        limits = self.manager.settings.limits
+        async with self._teams_gates.enter(team), self._documents.hold(team):
+            body = await self._read_body(request, limits.max_bytes)
 
-        def work() -> str:
-            document = _load(body, as_json)
-            result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
-            return json.dumps(result, ensure_ascii=False) + "\n" if as_json else dump_document(result)
+            def work() -> bytes:
+                document = _load(body, as_json, limits)
+                result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
+                text = json.dumps(result, ensure_ascii=False) + "\n" if as_json else dump_document(result)
+                return _encode(text)
 
-        text = await self._aws(work)
-        return Response(text, media_type=JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE)
+            data = await self._aws(work)
+        return Response(data, media_type=JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE)
 
     @endpoint
     async def token(self, request: Request) -> Response:
         """OAuth2 password grant, as ``fly login`` uses it: a bearer token for a local user."""
-        form = _token_form(request.headers.get("content-type"), await _read_body(request))
+        body = await self._read_body(request, MAX_TOKEN_BODY_BYTES)
+        form = await anyio.to_thread.run_sync(_token_form, request.headers.get("content-type"), body)
         if form.get("grant_type") != "password":
             raise HttpError(400, "unsupported_grant_type")
         user, password = form.get("username"), form.get("password")
         if not user or not password:
             raise HttpError(400, "invalid_request: username and password are required")
-        if not await self._check_password(user, password):
-            return json_response({"error": "invalid_grant", "error_description": "invalid username or password"},
-                                 401, {"Cache-Control": "no-store"})
+        if not await self._check_password(request, user, password):
+            return json_response({"error": "invalid_grant", "error_description": "invalid username or password"}, 401)
         _facts(request)["user"] = user
         body = {"access_token": self.auth.issue_token(user), "token_type": "bearer",
                 "expires_in": int(self.auth.token_duration)}
-        return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return json_response(body, headers={"Pragma": "no-cache"})  # and Cache-Control: no-store, as every answer
 
     @endpoint
     async def prometheus(self, request: Request) -> Response:
@@ -224,7 +267,7 @@ class WebNode:
         user: str | None = None
         if scheme == "basic":
             claimed, password = _basic(credentials)
-            if claimed and password and await self._check_password(claimed, password):
+            if claimed and password and await self._check_password(request, claimed, password):
                 user = claimed
         elif scheme == "bearer" and credentials:
             user = self.auth.user_for_token(credentials)
@@ -248,26 +291,55 @@ class WebNode:
         check_team_name(team, pipeline)
         return team, pipeline
 
-    async def _check_password(self, user: str, password: str) -> bool:
-        """bcrypt in a worker thread; concurrent checks of one credential share one bcrypt run."""
+    async def _check_password(self, request: Request, user: str, password: str) -> bool:
+        """bcrypt in a worker thread; concurrent checks of one credential share one bcrypt run.
+        A verified pair answers at once; anything else is admitted by the login throttle and the
+        bounded auth queue first (``Overloaded``: 429 or 503) and counted if it fails."""
         key = self.auth.credential_key(user, password)
         if self.auth.remembered(key):
             return True
+        client = request.client.host if request.client else ""
+        self._logins.check(client, user)
         pending = self._password_checks.get(key)
         if pending is None:
-            if self._auth_limiter is None:
-                self._auth_limiter = anyio.CapacityLimiter(AUTH_THREADS)
-            pending = asyncio.ensure_future(
-                anyio.to_thread.run_sync(self.auth.check_password, user, password, limiter=self._auth_limiter)
-            )
-            self._password_checks[key] = pending
-            pending.add_done_callback(lambda _: self._password_checks.pop(key, None))
-        return await asyncio.shield(pending)
+            with self._auth_queue.admit(client):
+                if self._auth_limiter is None:
+                    self._auth_limiter = anyio.CapacityLimiter(AUTH_THREADS)
+                pending = asyncio.ensure_future(
+                    anyio.to_thread.run_sync(self.auth.check_password, user, password, limiter=self._auth_limiter)
+                )
+                self._password_checks[key] = pending
+                pending.add_done_callback(lambda _: self._password_checks.pop(key, None))
+                ok = await asyncio.shield(pending)
+        else:
+            ok = await asyncio.shield(pending)
+        if not ok:
+            self._logins.failed(client, user)
+        return ok
 
     async def _aws(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func`` in a worker thread; a cancelled request (shutdown) does not wait for it."""
         if self._aws_limiter is None:
             self._aws_limiter = anyio.CapacityLimiter(AWS_THREADS)
-        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=self._aws_limiter)
+        return await anyio.to_thread.run_sync(
+            functools.partial(func, *args, **kwargs), limiter=self._aws_limiter, abandon_on_cancel=True
+        )
+
+    async def _read_body(self, request: Request, max_bytes: int) -> bytes:
+        """The whole body, refused (413) past ``max_bytes`` before reading on, and (408) when it
+        does not arrive within the body timeout."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            check_size(int(declared), DocumentLimits(max_bytes=max_bytes))
+        chunks, size = [], 0
+        with anyio.move_on_after(self.limits.body_timeout) as timer:
+            async for chunk in request.stream():
+                size += len(chunk)
+                check_size(size, DocumentLimits(max_bytes=max_bytes))
+                chunks.append(chunk)
+        if timer.cancelled_caught:
+            raise HttpError(408, f"the request body did not arrive within {self.limits.body_timeout:g}s")
+        return b"".join(chunks)
 
     async def _check_health(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._aws(self.manager.health)
@@ -300,32 +372,19 @@ def _flag(request: Request, name: str) -> bool:
     raise HttpError(400, f"query parameter '{name}' must be true or false")
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HttpError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise HttpError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _load(body: bytes, as_json: bool) -> Any:
+def _load(body: bytes, as_json: bool, limits: DocumentLimits) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise DocumentError("the document is not UTF-8 text") from None
-    if not as_json:
-        return load_document(text)
+    return load_json_document(text, limits) if as_json else load_document(text, limits)
+
+
+def _encode(text: str) -> bytes:
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise DocumentError(f"invalid JSON: {exc}") from None
-    except RecursionError:
-        raise DocumentError("invalid JSON: nested too deeply") from None
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a secret holding half a UTF-16 pair (JSON allows "\ud800")
+        raise DocumentError("the interpolated document holds text that is not valid Unicode") from None
 
 
 def _token_form(content_type: str | None, body: bytes) -> dict[str, str]:
@@ -335,11 +394,13 @@ def _token_form(content_type: str | None, body: bytes) -> dict[str, str]:
             if isinstance(data, dict):
                 return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
             raise ValueError
-        return {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
-    except ValueError:
+        return {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20).items()}
+    except (ValueError, RecursionError):
         raise HttpError(400, "invalid_request: send a form (application/x-www-form-urlencoded)") from None
 
 
-def create_app(manager: Manager, auth: Authenticator, teams: Teams, *, health_ttl: float) -> ASGIApp:
-    return WebNode(manager, auth, teams, health_ttl=health_ttl).asgi()
+def create_app(
+    manager: Manager, auth: Authenticator, teams: Teams, *, health_ttl: float, limits: WebLimits = WebLimits()
+) -> ASGIApp:
+    return WebNode(manager, auth, teams, health_ttl=health_ttl, limits=limits).asgi()
 

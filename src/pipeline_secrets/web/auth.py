@@ -2,9 +2,11 @@
 
 Passwords: every configured password is kept as a bcrypt hash (plain ones are hashed at start-up,
 cost ``BCRYPT_ROUNDS``; a configured bcrypt hash is used as it is, as Concourse allows). A check
-costs one bcrypt verification, which compares in constant time; an unknown user is checked against
-a dummy hash of the highest configured cost, so unknown user and wrong password take as long and
-get the same answer. Passwords longer than bcrypt's 72 bytes are refused, never truncated.
+costs one bcrypt verification, which compares in constant time. An unknown user is checked against
+a dummy hash of one of the costs in use, picked by a keyed hash of the name in proportion to how
+many users have each cost: a name takes as long every time, as a real user's would, and unknown
+names take as long as real ones overall, whatever mix of costs is configured. Passwords longer
+than bcrypt's 72 bytes are refused, never truncated.
 
 Verified Basic credentials are remembered for ``VERIFIED_TTL`` seconds, keyed by an HMAC (with a
 key made at start-up) of user and password: a client sending Basic on every request pays bcrypt
@@ -14,7 +16,9 @@ bcrypt; a hit needs the right password, so the dict lookup reveals nothing.
 Tokens: opaque random strings (256 bits) kept in memory with their user and expiry, stored under
 their SHA-256. Chosen over signed tokens: nothing to forge and no signing key to manage or leak;
 they can be forgotten (all die with the process, clients log in again). The cost is that they do
-not survive a restart and are not shared between web nodes.
+not survive a restart and are not shared between web nodes. Each user holds at most
+``MAX_TOKENS_PER_USER`` live tokens: a new one beyond that replaces that user's oldest, never
+another user's (users are configured, so all tokens together stay bounded).
 
 ``check_password`` blocks (bcrypt): call it from a worker thread.
 """
@@ -27,6 +31,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
 import bcrypt
@@ -37,7 +42,7 @@ BCRYPT_ROUNDS = 10  # ~80 ms per check on a laptop core; paid at start-up and on
 MAX_PASSWORD_BYTES = 72
 VERIFIED_TTL = 300.0
 MAX_VERIFIED = 10_000
-MAX_TOKENS = 100_000
+MAX_TOKENS_PER_USER = 100
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _USER_NAME = re.compile(r"[^:\s]+")
 
@@ -87,11 +92,16 @@ class Authenticator:
         self._users = dict(users)
         self.token_duration = token_duration
         self._clock = clock
-        cost = max([BCRYPT_ROUNDS, *(int(h[4:6]) for h in self._users.values())])
-        self._dummy = bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensalt(cost))
+        # One cost per user, sorted: an unknown name gets the cost of the user its keyed hash lands on.
+        self._costs = sorted(int(h[4:6]) for h in self._users.values()) or [BCRYPT_ROUNDS]
+        self._dummies = {
+            cost: bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensalt(cost))
+            for cost in set(self._costs)
+        }
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
         self._tokens: dict[bytes, tuple[str, float]] = {}
+        self._tokens_of: dict[str, OrderedDict[bytes, None]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -117,7 +127,7 @@ class Authenticator:
         data = password.encode("utf-8", "surrogatepass")
         stored = self._users.get(user)
         if stored is None or len(data) > MAX_PASSWORD_BYTES:
-            bcrypt.checkpw(b"not-the-password", self._dummy)  # the same work, always refused
+            bcrypt.checkpw(b"not-the-password", self.dummy_hash(user))  # the same work, always refused
             return False
         if not bcrypt.checkpw(data, stored):
             return False
@@ -130,17 +140,29 @@ class Authenticator:
             self._verified[key] = now + VERIFIED_TTL
         return True
 
+    def dummy_hash(self, user: str) -> bytes:
+        """The hash an unknown ``user`` is checked against: always the same one for a name."""
+        digest = hmac.new(self._key, b"cost\0" + user.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+        return self._dummies[self._costs[int.from_bytes(digest[:8], "big") % len(self._costs)]]
+
     def issue_token(self, user: str) -> str:
         token = secrets.token_urlsafe(32)
+        key = _token_key(token)
         now = self._clock()
         with self._lock:
-            if len(self._tokens) >= MAX_TOKENS:
-                self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
-                if len(self._tokens) >= MAX_TOKENS:  # still full of live tokens: the oldest go
-                    for key in list(self._tokens)[: MAX_TOKENS // 10]:
-                        del self._tokens[key]
-            self._tokens[_token_key(token)] = (user, now + self.token_duration)
+            mine = self._tokens_of.setdefault(user, OrderedDict())
+            for old in [k for k in mine if self._tokens[k][1] <= now]:
+                del mine[old], self._tokens[old]
+            while len(mine) >= MAX_TOKENS_PER_USER:  # this user's oldest goes, nobody else's
+                old, _ = mine.popitem(last=False)
+                del self._tokens[old]
+            mine[key] = None
+            self._tokens[key] = (user, now + self.token_duration)
         return token
+
+    def token_count(self, user: str | None = None) -> int:
+        with self._lock:
+            return len(self._tokens) if user is None else len(self._tokens_of.get(user, ()))
 
     def user_for_token(self, token: str) -> str | None:
         """The user of a live token, or None (unknown or expired)."""
@@ -151,6 +173,7 @@ class Authenticator:
                 return None
             if entry[1] <= self._clock():
                 del self._tokens[key]
+                self._tokens_of[entry[0]].pop(key, None)
                 return None
         return entry[0]
 

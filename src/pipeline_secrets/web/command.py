@@ -3,6 +3,7 @@ first: this module reuses its AWS flags and error handling)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -62,13 +63,47 @@ def _listed(given: tuple[str, ...], env: str) -> list[str]:
               metavar="DURATION",
               help="On SIGTERM, how long requests in flight may take to finish "
                    "[env: PIPELINE_SECRETS_SHUTDOWN_TIMEOUT].")
+@click.option("--max-connections", envvar="PIPELINE_SECRETS_MAX_CONNECTIONS", default=1024, show_default=True,
+              type=click.IntRange(1), help="Open connections at most; more are closed as they come "
+              "[env: PIPELINE_SECRETS_MAX_CONNECTIONS].")
+@click.option("--max-connections-per-client", envvar="PIPELINE_SECRETS_MAX_CONNECTIONS_PER_CLIENT", default=128,
+              show_default=True, type=click.IntRange(1),
+              help="Open connections of one client address at most [env: PIPELINE_SECRETS_MAX_CONNECTIONS_PER_CLIENT].")
+@click.option("--header-timeout", envvar="PIPELINE_SECRETS_HEADER_TIMEOUT", default="10s", show_default=True,
+              metavar="DURATION", help="A request's headers must arrive within this, else the connection is closed "
+              "[env: PIPELINE_SECRETS_HEADER_TIMEOUT].")
+@click.option("--keep-alive-timeout", envvar="PIPELINE_SECRETS_KEEP_ALIVE_TIMEOUT", default="5s", show_default=True,
+              metavar="DURATION", help="An idle kept-alive connection is closed after this "
+              "[env: PIPELINE_SECRETS_KEEP_ALIVE_TIMEOUT].")
+@click.option("--body-timeout", envvar="PIPELINE_SECRETS_BODY_TIMEOUT", default="30s", show_default=True,
+              metavar="DURATION", help="A request body must arrive within this, else 408 "
+              "[env: PIPELINE_SECRETS_BODY_TIMEOUT].")
+@click.option("--team-concurrency", envvar="PIPELINE_SECRETS_TEAM_CONCURRENCY", default=4, show_default=True,
+              type=click.IntRange(1), help="Requests of one team doing AWS or document work at once; more wait "
+              "[env: PIPELINE_SECRETS_TEAM_CONCURRENCY].")
+@click.option("--team-queue", envvar="PIPELINE_SECRETS_TEAM_QUEUE", default=32, show_default=True,
+              type=click.IntRange(0), help="Requests of one team waiting for that; more answer 429 "
+              "[env: PIPELINE_SECRETS_TEAM_QUEUE].")
+@click.option("--document-concurrency", envvar="PIPELINE_SECRETS_DOCUMENT_CONCURRENCY", default=4, show_default=True,
+              type=click.IntRange(1), help="Documents read, parsed and interpolated at once (one team: half of "
+              "them) [env: PIPELINE_SECRETS_DOCUMENT_CONCURRENCY].")
+@click.option("--auth-queue", envvar="PIPELINE_SECRETS_AUTH_QUEUE", default=32, show_default=True,
+              type=click.IntRange(1), help="Password checks in flight or waiting; more answer 503 "
+              "[env: PIPELINE_SECRETS_AUTH_QUEUE].")
+@click.option("--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS", default=None, metavar="IPS",
+              help="Trust X-Forwarded-For from these proxy addresses (comma-separated, or *), for the client "
+                   "address that login throttling and connection caps use [env: FORWARDED_ALLOW_IPS; default: "
+                   "trust none].")
 @_aws_options
 @click.pass_context
 @_handle_errors
 def web(
     ctx: click.Context, bind_ip: str | None, bind_port: int, tls_bind_port: int | None, tls_cert: Path | None,
     tls_key: Path | None, local_users: tuple[str, ...], main_users: tuple[str, ...], teams_file: Path | None,
-    token_duration: str, health_cache_duration: str, shutdown_timeout: str, **options: Any,
+    token_duration: str, health_cache_duration: str, shutdown_timeout: str, max_connections: int,
+    max_connections_per_client: int, header_timeout: str, keep_alive_timeout: str, body_timeout: str,
+    team_concurrency: int, team_queue: int, document_concurrency: int, auth_queue: int,
+    forwarded_allow_ips: str | None, **options: Any,
 ) -> None:
     """Serve lookups and interpolations over HTTP to authenticated users, scoped to their teams.
 
@@ -92,15 +127,25 @@ def web(
           --add-local-user admin:"$ADMIN_PASSWORD" --main-team-local-user admin --teams-file teams.yml
     """
     from . import devmode, logs
-    from .app import create_app
+    from .app import WebLimits, create_app
     from .auth import Authenticator, hash_users, parse_local_user
-    from .server import Listener, bind, serve
+    from .server import ConnectionLimits, Listener, bind, raise_file_limit, serve
     from .teams import MAIN_TEAM, build_teams, load_teams_file
 
     dev = bool(options["dev"])
     token_seconds = duration_seconds(token_duration, "--token-duration", positive=True)
     health_ttl = duration_seconds(health_cache_duration, "--health-cache-duration")
     grace = duration_seconds(shutdown_timeout, "--shutdown-timeout")
+    connection_limits = ConnectionLimits(
+        max_connections=max_connections, max_per_client=max_connections_per_client,
+        header_timeout=duration_seconds(header_timeout, "--header-timeout", positive=True),
+        keep_alive_timeout=duration_seconds(keep_alive_timeout, "--keep-alive-timeout", positive=True),
+        forwarded_allow_ips=forwarded_allow_ips or None,
+    )
+    web_limits = WebLimits(
+        team_concurrency=team_concurrency, team_queue=team_queue, document_slots=document_concurrency,
+        body_timeout=duration_seconds(body_timeout, "--body-timeout", positive=True), auth_queue=auth_queue,
+    )
     tls = _tls(tls_bind_port, tls_cert, tls_key)
 
     specs = [parse_local_user(spec, "--add-local-user") for spec in _listed(local_users, ADD_LOCAL_USER_ENV)]
@@ -126,18 +171,27 @@ def web(
     manager = _open_manager(ctx, options)
     # From here on, logs are JSON lines; everything before is validation, which exits 2 on error.
     logs.configure()
+    files = raise_file_limit(max_connections + 512)  # connections, AWS's pool, files, the loop
+    if files < max_connections + 64:
+        logs.event("the open-file limit is below --max-connections: clients past it are refused by the system",
+                   logging.WARNING, open_files=files, max_connections=max_connections)
+    if manager.settings.rules.ambiguous():
+        logs.event("the secret templates can read one path as two teams' or pipelines' paths (fields not "
+                   "separated by '/'): vars that would be read so are refused; see docs/lookup-rules.md",
+                   logging.WARNING)
     if not users:
         logs.event("no local users (--add-local-user): every authenticated endpoint answers 401")
     elif not teams.members[MAIN_TEAM]:
         logs.event("no admin (--main-team-local-user): /api/v1/info/creds answers 403 to everyone")
-    app = create_app(manager, Authenticator(users, token_duration=token_seconds), teams, health_ttl=health_ttl)
+    app = create_app(manager, Authenticator(users, token_duration=token_seconds), teams, health_ttl=health_ttl,
+                     limits=web_limits)
 
     def ready(bound: list[Any]) -> None:
         if dev and password is not None:
             click.echo(devmode.banner(bound[0], password, dev_secrets))
             sys.stdout.flush()
 
-    serve(app, listeners, shutdown_timeout=grace, on_ready=ready)
+    serve(app, listeners, shutdown_timeout=grace, limits=connection_limits, on_ready=ready)
 
 
 def _tls(port: int | None, cert: Path | None, key: Path | None) -> tuple[int, Path, Path] | None:

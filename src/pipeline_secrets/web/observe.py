@@ -7,6 +7,8 @@ the concrete path nor its query, so neither carries var names or values.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,6 +22,11 @@ from .logs import log
 
 UNMATCHED = "unmatched"
 SCOPE_KEY = "pipeline_secrets"  # per-request facts the handlers leave for the log line
+# The method label takes these values only: a client's invented method must not make a new series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer": logs and metrics only
+NO_STORE = (b"cache-control", b"no-store")
+CUT_BODY = b'{"error": "the server is shutting down: the request was cut"}\n'
 
 
 class _Forward:
@@ -75,16 +82,30 @@ class ObserveRequests:
         facts: dict[str, Any] = {}
         scope[SCOPE_KEY] = facts
         status = 500
+        response_started = False
 
         async def send_observed(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
+                # No answer of ours may be stored by a cache on the way: many carry secrets.
+                headers = [h for h in message.get("headers", []) if h[0].lower() != NO_STORE[0]]
+                message = {**message, "headers": [*headers, NO_STORE]}
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_observed)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running once --shutdown-timeout is over: answer in
+            # JSON rather than let uvicorn send its plain-text 500.
+            facts.setdefault("error_type", "Cut")
+            if response_started:
+                raise
+            with contextlib.suppress(Exception):
+                await send_observed({"type": "http.response.start", "status": 503, "headers": [
+                    (b"content-type", b"application/json"), (b"connection", b"close")]})
+                await send_observed({"type": "http.response.body", "body": CUT_BODY})
         except BaseException as exc:
             facts.setdefault("error_type", type(exc).__name__)
             raise
@@ -92,12 +113,14 @@ class ObserveRequests:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             route = self._route(scope)
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            if facts.get("client_closed"):
+                status = CLIENT_CLOSED
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.request_seconds.labels(method, route).observe(elapsed)
             fields = {"method": method, "route": route, "status": status,
                       "duration_ms": round(elapsed * 1000, 3), "user": facts.pop("user", None), **facts}
-            log.log(logging.WARNING if status >= 500 else logging.INFO, "request", extra={"fields": fields})
+            log.log(logging.WARNING if 500 <= status < 600 else logging.INFO, "request", extra={"fields": fields})
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")

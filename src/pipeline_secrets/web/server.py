@@ -3,26 +3,49 @@ event loop; graceful shutdown on SIGTERM or SIGINT.
 
 Sockets are bound before serving, so a port in use is a clean start-up error and port 0 works
 (the ``listening`` log line says which port). On the first signal the listeners close (no new
-connections), requests in flight finish (up to ``shutdown_timeout`` seconds), and the process
-exits 0; a second signal cuts the wait short.
+connections), requests in flight finish (up to ``shutdown_timeout`` seconds; those still running
+then are answered 503 in JSON), and the process is gone within ``shutdown_timeout`` plus a
+second, whatever its worker threads are waiting for; a second signal cuts the wait short.
+
+Connections are budgeted (``ConnectionLimits``): a total and a per-client cap checked as each
+connection is accepted, a deadline for a request's headers, and uvicorn's keep-alive timeout, so
+idle or slow clients cannot hold the node's sockets. uvicorn has the keep-alive timeout but no
+header deadline nor an accept-time cap, hence the protocol subclass below.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import resource
 import signal
 import socket
 import ssl
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import ConfigError
 from .logs import event
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_connections: int = 1024
+    max_per_client: int = 128
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these addresses
 
 
 @dataclass
@@ -68,6 +91,111 @@ def check_tls(cert: Path, key: Path) -> None:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
+def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, closing connections over the caps at once and those whose
+    request headers do not arrive within ``header_timeout``."""
+    per_client: dict[str, int] = {}
+
+    class Guarded(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+        _client_key: str | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            key = str(peer[0]) if peer else ""
+            if len(self.connections) > limits.max_connections or per_client.get(key, 0) >= limits.max_per_client:
+                _refusals.note()
+                transport.abort()
+                return
+            per_client[key] = per_client.get(key, 0) + 1
+            self._client_key = key
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            key = self._client_key
+            if key is not None:
+                self._client_key = None
+                left = per_client.get(key, 1) - 1
+                if left:
+                    per_client[key] = left
+                else:
+                    per_client.pop(key, None)
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+
+        def _arm(self) -> None:
+            waiting_for = self.cycle
+            self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_late, waiting_for)
+
+        def _headers_late(self, waiting_for: object) -> None:
+            self._header_timer = None
+            if self.cycle is waiting_for and not self.transport.is_closing():
+                self.transport.close()  # no request began in time: nothing to answer
+
+    return Guarded
+
+
+class _Refusals:
+    """Counts connections refused at the caps; logs at most once a second."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._logged = 0.0
+
+    def note(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._logged >= 1.0:
+            self._logged = now
+            event("connections refused: over --max-connections or --max-connections-per-client",
+                  logging.WARNING, refused_total=self.count)
+
+
+_refusals = _Refusals()
+
+
+class _OncePerSecond(logging.Filter):
+    """asyncio logs every failed accept() (out of file descriptors: once per loop turn);
+    one line a second says as much, with how many were dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "accept" not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self._last < 1.0:
+            self._dropped += 1
+            return False
+        self._last = now
+        if self._dropped:
+            record.msg = f"{record.msg} ({self._dropped} more like it in the last second)"
+            self._dropped = 0
+        return True
+
+
+def raise_file_limit(needed: int) -> int:
+    """Raise this process's open-file limit towards ``needed`` (up to the hard limit); returns
+    the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return int(soft)
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signals to ``serve`` below (two servers share one loop)."""
 
@@ -84,22 +212,42 @@ def serve(
     listeners: list[Listener],
     *,
     shutdown_timeout: float,
+    limits: ConnectionLimits = ConnectionLimits(),
     on_ready: Callable[[list[Listener]], None] | None = None,
 ) -> None:
-    asyncio.run(_serve(app, listeners, shutdown_timeout, on_ready))
+    """Serve until a signal; never returns: the process exits 0 once the listeners are done (its
+    worker threads may still wait on AWS: nothing they would do matters any more)."""
+    logging.getLogger("asyncio").addFilter(_OncePerSecond())
+    asyncio.run(_serve(app, listeners, shutdown_timeout, limits, on_ready))
+    _exit(0)
+
+
+def _exit(status: int) -> None:
+    event("stopped")
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(status)
 
 
 async def _serve(
-    app: ASGIApp, listeners: list[Listener], shutdown_timeout: float,
+    app: ASGIApp, listeners: list[Listener], shutdown_timeout: float, limits: ConnectionLimits,
     on_ready: Callable[[list[Listener]], None] | None,
 ) -> None:
     servers = []
+    protocol = guarded_protocol(limits)
     for listener in listeners:
+        options: dict[str, Any] = {}
+        if limits.forwarded_allow_ips:
+            options = {"proxy_headers": True, "forwarded_allow_ips": limits.forwarded_allow_ips}
+        else:
+            options = {"proxy_headers": False}
         config = uvicorn.Config(
-            app, lifespan="off", log_config=None, access_log=False, server_header=False,
+            app, lifespan="off", log_config=None, access_log=False, server_header=False, http=protocol,
             timeout_graceful_shutdown=shutdown_timeout,  # type: ignore[arg-type]
+            timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
             ssl_certfile=str(listener.tls[0]) if listener.tls else None,
             ssl_keyfile=str(listener.tls[1]) if listener.tls else None,
+            **options,
         )
         servers.append(_Server(config))
 
@@ -107,6 +255,10 @@ async def _serve(
         first = not any(server.should_exit for server in servers)
         event("stopping: no new connections, finishing requests in flight" if first
               else "stopping now: requests in flight are cut", signal=signal.Signals(signum).name)
+        if first:  # whatever happens to the loop, the process is gone a second after the grace period
+            watchdog = threading.Timer(shutdown_timeout + 0.9, _exit, (0,))
+            watchdog.daemon = True
+            watchdog.start()
         for server in servers:
             if server.should_exit:
                 server.force_exit = True
@@ -130,4 +282,3 @@ async def _serve(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-    event("stopped")

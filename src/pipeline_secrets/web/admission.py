@@ -1,0 +1,180 @@
+"""Who gets served now, who waits and who is turned away: fairness between teams and clients.
+
+Everything here runs on the event loop (asyncio primitives, no locks) and only decides; the work
+itself happens elsewhere. Each refusal is an ``Overloaded`` error that the routes answer with its
+status (429 for "you, slow down", 503 for "everyone, come back") and a ``Retry-After``.
+
+- ``TeamGates``: at most ``concurrency`` requests of one team do AWS or document work at once; at
+  most ``queue`` more wait. A team that floods the node fills its own queue, not the others'.
+- ``Slots``: a small pool (documents being read and parsed: memory) of which one team may hold
+  at most ``per_team``.
+- ``AuthQueue``: password checks (bcrypt, CPU) waiting for a worker: at most ``capacity`` in all
+  and ``per_client`` from one address.
+- ``LoginThrottle``: failed logins take tokens from a bucket per client address and one per user
+  name; an empty bucket answers 429 before any bcrypt work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+
+class Overloaded(Exception):
+    def __init__(self, status: int, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+@dataclass
+class _Gate:
+    semaphore: asyncio.Semaphore
+    waiting: int = 0
+    users: int = 0  # holders and waiters: the gate goes when this drops to 0
+
+
+class TeamGates:
+    def __init__(self, concurrency: int, queue: int) -> None:
+        self.concurrency = concurrency
+        self.queue = queue
+        self._gates: dict[str, _Gate] = {}
+
+    @contextlib.asynccontextmanager
+    async def enter(self, team: str) -> AsyncIterator[None]:
+        gate = self._gates.get(team)
+        if gate is None:
+            gate = self._gates[team] = _Gate(asyncio.Semaphore(self.concurrency))
+        if gate.waiting >= self.queue:
+            raise Overloaded(429, f"too many requests of team '{team}' at once; try again shortly", 1)
+        gate.users += 1
+        gate.waiting += 1
+        acquired = False
+        try:
+            await gate.semaphore.acquire()
+            acquired = True
+            gate.waiting -= 1
+            yield
+        finally:
+            if acquired:
+                gate.semaphore.release()
+            else:
+                gate.waiting -= 1
+            gate.users -= 1
+            if gate.users == 0:
+                self._gates.pop(team, None)
+
+    def busy(self) -> dict[str, int]:
+        """team -> requests admitted or waiting (for tests and metrics)."""
+        return {team: gate.users for team, gate in self._gates.items()}
+
+
+class Slots:
+    """``size`` slots; one team holds at most ``per_team``; waiters queue fairly (FIFO)."""
+
+    def __init__(self, size: int, per_team: int) -> None:
+        self._free = asyncio.Semaphore(size)
+        self._per_team = per_team
+        self._held: dict[str, asyncio.Semaphore] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, team: str) -> AsyncIterator[None]:
+        mine = self._held.get(team)
+        if mine is None:
+            mine = self._held[team] = asyncio.Semaphore(self._per_team)
+        self._users[team] = self._users.get(team, 0) + 1
+        try:
+            async with mine, self._free:
+                yield
+        finally:
+            self._users[team] -= 1
+            if not self._users[team]:
+                del self._users[team]
+                del self._held[team]
+
+
+class AuthQueue:
+    """Admission to the password checks: ``capacity`` in flight or waiting, ``per_client`` of one
+    client address."""
+
+    def __init__(self, capacity: int, per_client: int) -> None:
+        self.capacity = capacity
+        self.per_client = per_client
+        self._pending = 0
+        self._by_client: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def admit(self, client: str) -> Iterator[None]:
+        if self._by_client.get(client, 0) >= self.per_client:
+            raise Overloaded(429, "too many password checks from this address at once; try again shortly", 1)
+        if self._pending >= self.capacity:
+            raise Overloaded(503, "too many password checks waiting; try again shortly", 1)
+        self._pending += 1
+        self._by_client[client] = self._by_client.get(client, 0) + 1
+        try:
+            yield
+        finally:
+            self._pending -= 1
+            left = self._by_client[client] - 1
+            if left:
+                self._by_client[client] = left
+            else:
+                del self._by_client[client]
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class LoginThrottle:
+    """Token buckets of failed logins, per client address and per user name. A failure takes a
+    token from both; a request finding either empty is refused before any password check.
+
+    The per-user bucket is larger than the per-address one, so a single address cannot lock a user
+    out (its own bucket runs dry first); it takes many addresses failing for one user at once.
+    """
+
+    MAX_KEYS = 10_000  # buckets kept (least recently used go; a dropped bucket starts full)
+
+    def __init__(
+        self, *, per_client: tuple[float, float] = (20, 1 / 3), per_user: tuple[float, float] = (50, 1.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rules = {"client": per_client, "user": per_user}
+        self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
+        self._clock = clock
+
+    def check(self, client: str, user: str) -> None:
+        """Raise ``Overloaded`` (429) when either bucket is empty."""
+        for kind, key in (("client", client), ("user", user)):
+            bucket = self._bucket(kind, key)
+            if bucket.tokens < 1:
+                wait = (1 - bucket.tokens) / self._rules[kind][1]
+                raise Overloaded(429, "too many failed logins; try again later", wait)
+
+    def failed(self, client: str, user: str) -> None:
+        for kind, key in (("client", client), ("user", user)):
+            self._bucket(kind, key).tokens -= 1
+
+    def _bucket(self, kind: str, key: str) -> _Bucket:
+        capacity, rate = self._rules[kind]
+        now = self._clock()
+        bucket = self._buckets.get((kind, key))
+        if bucket is None:
+            bucket = self._buckets[(kind, key)] = _Bucket(capacity, now)
+            if len(self._buckets) > self.MAX_KEYS:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end((kind, key))
+            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
+            bucket.updated = now
+        return bucket

@@ -1,0 +1,386 @@
+"""The attack suite (issue 8): each reproduced defect, as a member of one team would attack a real
+web node process over loopback. Every test asserts the refusal, and, where the attack is heavy,
+that another team's requests were answered while it ran (order, not durations). The last test
+checks the server's peak memory over the whole suite against the documented bound.
+
+Bounded in count and time; loopback only (other loopback addresses stand for other clients).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from support.attack import Victim, client, closed_by_server, open_idle, peak_rss_mb, raw_exchange
+from support.faultproxy import FaultProxy
+from support.webclient import basic, bearer, login
+from support.webserver import WebServer, aws_flags, clean_environ, start_web_server, user_flags
+
+from pipeline_secrets.web.auth import MAX_TOKENS_PER_USER, Authenticator, hash_users
+
+pytest_plugins = ["support.webfixtures"]
+
+PEAK_RSS_LIMIT_MB = 300  # docs/security.md: the web node's memory under this suite's attacks
+ALPHA = "/api/v1/teams/alpha/pipelines/deploy/vars"
+BETA_LOOKUP = "/api/v1/teams/beta/vars/lookup"
+BETA_TOKEN = "beta-token-Ty56"
+
+
+def node_flags(teams_file: Path, *extra: str) -> list[str]:
+    return [*aws_flags(), *user_flags(teams_file), "--secret-cache-max-entries", "300",
+            "--max-connections-per-client", "40", "--header-timeout", "1s", *extra]
+
+
+@pytest.fixture(scope="module")
+def node(_session_proxy: FaultProxy, teams_file: Path) -> Iterator[WebServer]:
+    server = start_web_server(node_flags(teams_file), clean_environ(AWS_ENDPOINT_URL_SECRETS_MANAGER=_session_proxy.url))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def beta(seed: Callable[..., None]) -> None:
+    seed("/concourse/beta/api-token", BETA_TOKEN)
+
+
+def beta_victim(node: WebServer, running: threading.Event, source: str = "127.0.0.9") -> Victim:
+    http = client(node.url, source)
+    return Victim(
+        ask=lambda: http.get(BETA_LOOKUP, params={"var": "api-token"}, headers=basic("carol")),
+        expect=lambda r: r.status_code == 200 and r.json() == {"value": BETA_TOKEN},
+        attack_running=running,
+    )
+
+
+def under_attack(node: WebServer, attack: Callable[[], None], rounds: int, workers: int = 4) -> Victim:
+    """Run ``attack`` ``rounds`` times on ``workers`` threads while beta's victim asks; returns the
+    victim, stopped, having checked it was answered while the attack was still running."""
+    running = threading.Event()
+    running.set()
+    victim = beta_victim(node, running).start()
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for future in [pool.submit(attack) for _ in range(rounds)]:
+                future.result()
+    finally:
+        running.clear()
+        victim.stop()
+    assert victim.bad == []
+    assert victim.answered_during > 0, "beta got no answer while the attack ran"
+    return victim
+
+
+def post_doc(http: httpx.Client, body: str | bytes, content_type: str = "application/yaml", user: str = "alice",
+             path: str = f"{ALPHA}/interpolate", **params: str) -> httpx.Response:
+    return http.post(path, content=body, params=params, headers={**basic(user), "Content-Type": content_type})
+
+
+# --- 1. aliases of long strings ------------------------------------------------------------------
+
+
+def test_aliases_of_a_long_string_are_refused(node, beta, proxy):
+    body = 's: &x "' + "A" * 1_000_000 + '"\nl: [' + ", ".join(["*x"] * 5000) + "]\n"
+
+    def attack() -> None:
+        with client(node.url) as http:
+            response = post_doc(http, body)
+        assert response.status_code == 413, response.text
+        assert "--max-expanded-bytes" in response.json()["error"]
+
+    under_attack(node, attack, rounds=8)
+    assert proxy.calls("BatchGetSecretValue") == []
+
+
+# --- 2. cross-team reads through templates that can be read two ways --------------------------------
+
+
+def test_custom_templates_cannot_reach_a_dashed_team(_session_proxy, proxy, seed, tmp_path):
+    seed("/concourse/alpha-x-deploy/db", "alpha-x-db-Pq19")
+    seed("/concourse/alpha-x-db2", "alpha-x-db2-Wd42")
+    teams = tmp_path / "teams.yml"
+    teams.write_text("teams:\n  alpha:\n    local_users: [alice]\n  alpha-x:\n    local_users: [bob]\n")
+    server = start_web_server(
+        [*aws_flags(), *user_flags(teams)[:-2], "--teams-file", str(teams), "--no-secret-cache-enabled",
+         "--aws-secretsmanager-pipeline-secret-template", "/concourse/{{.Team}}-{{.Pipeline}}/{{.Secret}}",
+         "--aws-secretsmanager-team-secret-template", "/concourse/{{.Team}}-{{.Secret}}"],
+        clean_environ(AWS_ENDPOINT_URL_SECRETS_MANAGER=_session_proxy.url),
+    )
+    try:
+        with client(server.url) as http:
+            attempts = [
+                http.get("/api/v1/teams/alpha/pipelines/x-deploy/vars/lookup", params={"var": "db"},
+                         headers=basic("alice")),
+                http.get("/api/v1/teams/alpha/vars/lookup", params={"var": "x-db2"}, headers=basic("alice")),
+                post_doc(http, "a: ((x-db2))\n", path="/api/v1/teams/alpha/pipelines/p/vars/interpolate"),
+            ]
+        for response in attempts:
+            assert response.status_code == 422, response.text
+            assert "team 'alpha-x'" in response.json()["error"]
+            assert "alpha-x-db" not in response.text.replace("alpha-x-db2'", "")  # the name, never the value
+        assert not any(p.startswith("/concourse/alpha-x") for r in proxy.log for p in r.secret_ids)
+        assert "two teams' or pipelines' paths" in server.log_text()  # the start-up warning
+    finally:
+        server.close()
+
+
+# --- 3. the token endpoint: a small body, parsed off the event loop -----------------------------------
+
+
+def test_huge_token_bodies_are_refused_and_stall_nobody(node):
+    big = b"grant_type=password&username=alice&password=" + b"x" * 10_000_000
+    declared = (b"POST /sky/issuer/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(big))
+    chunked = (b"POST /sky/issuer/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(b"%x\r\n%s\r\n" % (8192, b"[" * 8192)
+                                                             for _ in range(8)) + b"0\r\n\r\n")
+    statuses: list[bytes] = []
+
+    def attack() -> None:
+        for payload in (declared + big[:65536], chunked):
+            answer = raw_exchange(node.url, payload)
+            statuses.append(answer.split(b"\r\n", 1)[0])
+
+    running = threading.Event()
+    running.set()
+    with client(node.url, "127.0.0.8") as http:
+        health = Victim(ask=lambda: http.get("/api/v1/health"), expect=lambda r: r.status_code == 200,
+                        attack_running=running).start()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: attack(), range(4)))
+        running.clear()
+        health.stop()
+    assert health.bad == [] and health.answered_during > 0
+    assert statuses and all(b" 413 " in status for status in statuses), statuses
+
+
+def test_a_deeply_nested_json_token_body_is_400(node):
+    with client(node.url) as http:
+        response = http.post("/sky/issuer/token", content="[" * 5000 + "]" * 5000,
+                             headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and response.json()["error"].startswith("invalid_request")
+
+
+# --- 4. tokens: one user cannot log the others out ------------------------------------------------------
+
+
+def test_one_user_requesting_many_tokens_logs_nobody_else_out(node):
+    with client(node.url) as http:
+        bob = login(http, "bob").json()["access_token"]
+        alice = [login(http, "alice").json()["access_token"] for _ in range(MAX_TOKENS_PER_USER + 150)]
+        me = lambda token: http.get("/api/v1/teams/alpha/vars/lookup", params={"var": "none"},  # noqa: E731
+                                    headers=bearer(token)).status_code
+        assert me(bob) != 401  # 422 (undefined), not logged out
+        assert me(alice[-1]) != 401
+        assert me(alice[0]) == 401  # alice's own oldest made room
+
+
+# --- 5. /metrics cardinality ------------------------------------------------------------------------
+
+
+def test_invented_methods_do_not_grow_metrics(node):
+    with client(node.url) as http:
+        before = len(http.get("/metrics").content)
+        for i in range(200):
+            method = b"X" * 15_000 + str(i).encode()
+            raw_exchange(node.url, method + b" /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        text = http.get("/metrics").text
+    assert len(text.encode()) < before + 20_000, len(text)
+    assert 'method="other"' in text and "XXXX" not in text
+
+
+# --- 6. one team cannot spend everyone's budget ---------------------------------------------------------
+
+
+def test_undefined_and_refused_vars_cost_no_aws_call(node, proxy):
+    with client(node.url) as http:
+        many = post_doc(http, json.dumps({f"k{i}": f"((u{i}))" for i in range(5000)}), "application/json")
+        assert many.status_code == 413 and "--max-document-vars" in many.json()["error"]
+        refused = {f"k{i}": f"((u{i}))" for i in range(400)} | {"bad": "((other-pipeline/x))"}
+        one_bad = post_doc(http, json.dumps(refused), "application/json")
+        assert one_bad.status_code == 422 and "other-pipeline/x" in one_bad.json()["error"]
+    assert proxy.log == []
+
+
+def test_one_team_cannot_flush_another_teams_cache(node, beta, proxy):
+    with client(node.url, "127.0.0.9") as victim, client(node.url) as http:
+        assert victim.get(BETA_LOOKUP, params={"var": "api-token"}, headers=basic("carol")).status_code == 200
+        for round_ in range(3):  # 3 x 400 vars x 2 levels of not-found entries: 8x the cache
+            flood = {f"k{i}": f"((flood-{round_}-{i}))" for i in range(400)}
+            assert post_doc(http, json.dumps(flood), "application/json", allow_missing="true").status_code == 200
+        proxy.clear_log()
+        again = victim.get(BETA_LOOKUP, params={"var": "api-token"}, headers=basic("carol"))
+    assert again.json() == {"value": BETA_TOKEN}
+    assert proxy.log == []  # answered from beta's cache, which alpha's flood did not touch
+
+
+def test_a_team_flooding_slow_lookups_is_queued_and_turned_away_not_the_others(node, beta, proxy):
+    proxy.add_latency(0.3, operations="GetSecretValue")  # alpha's unique vars all miss the cache
+    statuses: list[int] = []
+    counter = iter(range(10_000))
+    lock = threading.Lock()
+
+    def attack() -> None:
+        with lock:
+            n = next(counter)
+        with client(node.url, f"127.0.0.{20 + n % 4}") as http:  # under the per-address connection cap
+            response = http.get(f"{ALPHA}/lookup", params={"var": f"slow-{n}"}, headers=basic("alice"))
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert response.headers["retry-after"] == "1"
+
+    with client(node.url, "127.0.0.9") as warm:  # beta's answer is cached before the flood
+        assert warm.get(BETA_LOOKUP, params={"var": "api-token"}, headers=basic("carol")).status_code == 200
+    under_attack(node, attack, rounds=120, workers=60)
+    assert 429 in statuses and set(statuses) <= {422, 429}
+
+
+# --- 7. large plain documents ---------------------------------------------------------------------------
+
+
+def test_a_huge_plain_list_is_refused_before_it_is_built(node, beta):
+    body = "[" + "a," * 4_900_000 + "a]"  # under the 10 MiB cap
+
+    def attack() -> None:
+        with client(node.url) as http:
+            response = post_doc(http, body)
+        assert response.status_code == 413 and "--max-document-nodes" in response.json()["error"]
+
+    under_attack(node, attack, rounds=6)
+
+
+# --- 8. the rest ------------------------------------------------------------------------------------------
+
+
+def test_unknown_users_cost_a_cost_in_use_chosen_per_name():
+    users = hash_users([("cheap", "$2b$04$" + "a" * 53), ("dear", "pw-1"), ("dear2", "pw-2")])
+    auth = Authenticator(users, token_duration=60)
+    costs = [int(auth.dummy_hash(f"nobody-{i}")[4:6]) for i in range(300)]
+    assert set(costs) == {4, 10}  # both costs in use, not only the highest
+    assert 50 < costs.count(4) < 150  # in proportion: 1 user in 3 has cost 4
+    assert auth.dummy_hash("nobody-1") == auth.dummy_hash("nobody-1")  # a name always costs the same
+
+
+def test_a_flood_of_wrong_passwords_does_not_delay_a_real_first_login(node):
+    statuses: list[tuple[int, str | None]] = []
+    running = threading.Event()
+    running.set()
+
+    def wrong(i: int) -> None:
+        with client(node.url, "127.0.0.2") as http:
+            response = login(http, "alice", f"wrong-password-{i}")
+        statuses.append((response.status_code, response.headers.get("retry-after")))
+
+    with ThreadPoolExecutor(30) as pool:  # under the per-address connection cap (40)
+        flood = [pool.submit(wrong, i) for i in range(200)]
+        with client(node.url, "127.0.0.3") as http:
+            first = login(http, "dave")  # dave logs in for the first time, from another address
+        still_running = not all(f.done() for f in flood)
+        for future in flood:
+            future.result()
+    assert first.status_code == 200, first.text
+    assert still_running  # answered while the flood was still being served
+    assert {s for s, _ in statuses} <= {401, 429, 503}
+    assert 429 in {s for s, _ in statuses}
+    assert all(retry is not None for s, retry in statuses if s in (429, 503))
+    assert sum(s == 401 for s, _ in statuses) <= 24  # bcrypt ran for the first ~20 failures only
+
+
+@pytest.mark.parametrize("body, content_type, status", [
+    ("[" * 500 + "]" * 500, "application/yaml", 413),
+    ("[" * 500 + "]" * 500, "application/json", 413),
+    ('{"a": "\\ud800"}', "application/json", 400),
+    ("a: \"\\ud800\"\n", "application/yaml", 400),
+])
+def test_deep_nesting_and_lone_surrogates_are_4xx(node, body, content_type, status):
+    with client(node.url) as http:
+        response = post_doc(http, body, content_type)
+    assert response.status_code == status, response.text
+    assert list(response.json()) == ["error"]
+
+
+def test_a_client_leaving_mid_body_is_logged_as_such_not_as_a_500(node):
+    raw_exchange(node.url, b"POST " + ALPHA.encode() + b"/interpolate HTTP/1.1\r\nHost: x\r\n"
+                 b"Authorization: Basic " + basic("alice")["Authorization"].split()[1].encode() +
+                 b"\r\nContent-Type: application/yaml\r\nContent-Length: 100000\r\n\r\na: b\n", timeout=0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        mine = [e for e in node.requests_logged() if e.get("client_closed")]
+        if mine:
+            break
+        time.sleep(0.05)
+    assert mine and mine[-1]["status"] == 499
+    assert not [e for e in node.logs() if e.get("message") == "unexpected error"]
+    with client(node.url) as http:
+        assert 'status="500"' not in http.get("/metrics").text
+
+
+def test_idle_connections_cannot_lock_anyone_out(node):
+    idle = open_idle(node.url, 80, "127.0.0.4")  # the cap is 40 per client address
+    try:
+        assert len(idle) >= 40
+        with client(node.url, "127.0.0.5") as http:
+            assert http.get("/api/v1/health").status_code == 200
+        assert sum(closed_by_server(sock, 0.2) for sock in idle[40:]) == len(idle) - 40  # refused at once
+        assert closed_by_server(idle[0], 5.0)  # no request within --header-timeout (1s): closed
+    finally:
+        for sock in idle:
+            sock.close()
+    refusals = [e for e in node.logs() if str(e.get("message", "")).startswith("connections refused")]
+    assert 1 <= len(refusals) <= 3  # at most once a second
+
+
+def test_no_answer_may_be_cached_on_the_way(node, beta):
+    with client(node.url) as http:
+        answers = [
+            http.get(BETA_LOOKUP, params={"var": "api-token"}, headers=basic("carol")),
+            post_doc(http, "a: ((api-token))\n", user="carol", path="/api/v1/teams/beta/vars/interpolate"),
+            http.get(BETA_LOOKUP, params={"var": "api-token"}),
+            http.get("/nowhere"),
+            http.get("/api/v1/health"),
+            http.get("/metrics"),
+        ]
+    assert [r.status_code for r in answers] == [200, 200, 401, 404, 200, 200]
+    assert all(r.headers.get("cache-control") == "no-store" for r in answers)
+
+
+def test_no_redirect_is_built_from_the_host_header(node):
+    answer = raw_exchange(node.url, b"GET /api/v1/health/ HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404") and b"evil.example" not in answer
+    assert b"location:" not in answer.lower()
+
+
+def test_shutdown_is_bounded_and_a_cut_request_is_answered_in_json(_session_proxy, proxy, seed, teams_file):
+    seed("/concourse/alpha/deploy/slow", "v")
+    server = start_web_server([*node_flags(teams_file), "--shutdown-timeout", "1s"],
+                              clean_environ(AWS_ENDPOINT_URL_SECRETS_MANAGER=_session_proxy.url))
+    try:
+        proxy.hang(60, operations="GetSecretValue")  # AWS unreachable: calls never come back
+        answers: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: answers.append(
+            client(server.url).get(f"{ALPHA}/lookup", params={"var": "slow"}, headers=basic("alice"))))
+        thread.start()
+        while not proxy.calls("GetSecretValue"):
+            time.sleep(0.02)
+        server.signal(signal.SIGTERM)
+        assert server.process.wait(timeout=1 + 1 + 2) == 0  # --shutdown-timeout plus a second (+ slack)
+        thread.join(10)
+        assert answers and answers[0].status_code == 503
+        assert answers[0].json() == {"error": "the server is shutting down: the request was cut"}
+    finally:
+        server.close()
+
+
+# --- memory over the whole suite ----------------------------------------------------------------------------
+
+
+def test_zz_peak_memory_of_the_node_stayed_bounded(node):
+    peak = peak_rss_mb(node.process.pid)
+    print(f"peak RSS of the attacked node: {peak:.0f} MiB")
+    assert peak < PEAK_RSS_LIMIT_MB, peak
