@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 from support.attack import Victim, client, closed_by_server, open_idle, peak_rss_mb, raw_exchange
 from support.faultproxy import FaultProxy
 from support.webclient import basic, bearer, login
@@ -35,7 +38,7 @@ BETA_TOKEN = "beta-token-Ty56"
 
 def node_flags(teams_file: Path, *extra: str) -> list[str]:
     return [*aws_flags(), *user_flags(teams_file), "--secret-cache-max-entries", "300",
-            "--max-connections-per-client", "40", "--header-timeout", "1s", *extra]
+            "--max-connections-per-client", "40", "--header-timeout", "1s", "--send-timeout", "2s", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +240,7 @@ def test_a_team_flooding_slow_lookups_is_queued_and_turned_away_not_the_others(n
 
     with client(node.url, "127.0.0.9") as warm:  # beta's answer is cached before the flood
         assert warm.get(BETA_LOOKUP, params={"var": "api-token"}, headers=basic("carol")).status_code == 200
-    under_attack(node, attack, rounds=120, workers=60)
+    under_attack(node, attack, rounds=120, workers=60)  # 15 per address: under its new-connection cap
     assert 429 in statuses and set(statuses) <= {422, 429}
 
 
@@ -277,7 +280,7 @@ def test_a_flood_of_wrong_passwords_does_not_delay_a_real_first_login(node):
             response = login(http, "alice", f"wrong-password-{i}")
         statuses.append((response.status_code, response.headers.get("retry-after")))
 
-    with ThreadPoolExecutor(30) as pool:  # under the per-address connection cap (40)
+    with ThreadPoolExecutor(18) as pool:  # under the per-address cap of new connections (20)
         flood = [pool.submit(wrong, i) for i in range(200)]
         with client(node.url, "127.0.0.3") as http:
             first = login(http, "dave")  # dave logs in for the first time, from another address
@@ -375,6 +378,136 @@ def test_shutdown_is_bounded_and_a_cut_request_is_answered_in_json(_session_prox
         assert answers[0].json() == {"error": "the server is shutting down: the request was cut"}
     finally:
         server.close()
+
+
+# --- found by the attacker's review --------------------------------------------------------------------
+
+
+def test_indentation_cannot_blow_up_the_written_answer(node, beta):
+    # 1 MB of short lines behind an anchor, 16 aliases, 59 levels deep: each line is written
+    # indented by ~120 spaces, 16 times (1.9 GB before). The text written is what is budgeted.
+    inner = "[&s " + json.dumps("a\n" * 100_000) + "," + ",".join(["*s"] * 15) + "]"
+    for _ in range(59):
+        inner = "{k: " + inner + "}"
+
+    def attack() -> None:
+        with client(node.url) as http:
+            response = post_doc(http, inner)
+        assert response.status_code == 413 and "--max-expanded-bytes" in response.json()["error"], response.text
+
+    under_attack(node, attack, rounds=4)
+
+
+def test_unterminated_json_strings_do_not_stall_the_loop(node, beta):
+    body = '"\\' * 2_000_000
+
+    def attack() -> None:
+        with client(node.url) as http:
+            response = post_doc(http, body, "application/json")
+        assert response.status_code == 400 and "not terminated" in response.json()["error"]
+
+    under_attack(node, attack, rounds=4)
+
+
+def test_long_var_names_are_refused_and_not_kept(node):
+    before = peak_rss_mb(node.process.pid)
+    with client(node.url) as http:
+        for i in range(300):
+            var = f"v{i}." + "ab." * 15_000 + "x"
+            response = http.get(f"{ALPHA}/lookup", params={"var": var}, headers=basic("alice"))
+            assert response.status_code == 422 and "longer than 1024 characters" in response.json()["error"]
+    assert peak_rss_mb(node.process.pid) < before + 100  # 300 x 45 KB names: not cached
+
+
+@pytest.mark.parametrize("body", [
+    "a: !!int\n", "a: !!bool x\n", "a: !!set x\n", "a: 0x" + "f" * 4000 + "\n", "a: 1" + ":1" * 100_000 + "\n",
+    "a: {&m <<: {x: 1}}\nc: [*m]\n", "a: ((" + "a." * 100_000 + "a))\n",
+])
+def test_one_line_documents_that_were_500s_are_4xx(node, body):
+    with client(node.url) as http:
+        response = post_doc(http, body)
+    assert response.status_code in (400, 422), response.text
+    assert list(response.json()) == ["error"]
+
+
+def test_values_that_cannot_be_written_are_502_naming_the_kind(node, seed):
+    seed("/concourse/alpha/deploy/odd", '{"a": "\\ud800"}')
+    seed("/concourse/alpha/deploy/deep", '{"a": ' * 400 + "1" + "}" * 400)
+    with client(node.url) as http:
+        for var in ("odd", "deep"):
+            for response in (http.get(f"{ALPHA}/lookup", params={"var": var}, headers=basic("alice")),
+                             post_doc(http, f"a: (({var}))\n")):
+                assert response.status_code == 502 and response.json()["error"].endswith(": invalid-value")
+
+
+def test_json_constants_that_are_not_json_are_400(node):
+    with client(node.url) as http:
+        response = post_doc(http, '{"a": NaN}', "application/json")
+    assert response.status_code == 400 and "NaN" in response.json()["error"]
+
+
+def test_an_answer_nobody_reads_is_dropped_and_frees_its_slot(node, seed):
+    seed("/concourse/alpha/deploy/big", "x" * 60_000)
+    document = "l: [" + ", ".join(["((big))"] * 300) + "]\n"  # an 18 MB answer: more than sockets buffer
+    request = (f"POST {ALPHA}/interpolate HTTP/1.1\r\nHost: x\r\nAuthorization: {basic('alice')['Authorization']}"
+               f"\r\nContent-Type: application/yaml\r\nContent-Length: {len(document)}\r\n\r\n{document}").encode()
+    parts = urlsplit(node.url)
+    readers = []
+    for _ in range(4):  # alice's 2 document slots, and 2 more waiting for them; nobody reads
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(request)
+        readers.append(sock)
+    try:
+        # After --send-timeout (2s) each unread answer is dropped, and the next request gets the slot.
+        with client(node.url) as http:
+            response = post_doc(http, "a: ((big))\n")
+        assert response.status_code == 200, response.text
+        assert yaml.safe_load(response.text) == {"a": "x" * 60_000}
+    finally:
+        for sock in readers:
+            sock.close()
+
+
+def test_a_slow_login_body_is_cut_early(node):
+    started_sent = raw_exchange(node.url, b"POST /sky/issuer/token HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                b"application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=",
+                                timeout=15)
+    assert started_sent.startswith(b"HTTP/1.1 408")
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_closed(node):
+    smuggle = (b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
+               b"\r\n0\r\n\r\nGET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = raw_exchange(node.url, smuggle, timeout=3)
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1") == 1
+
+
+def test_the_header_deadline_holds_for_the_next_request_on_a_kept_alive_connection(node):
+    host, port = urlsplit(node.url).hostname, urlsplit(node.url).port
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(0.5)
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHo")  # and nothing more
+        assert closed_by_server(sock, 3.0)  # --header-timeout is 1s
+
+
+def test_a_shared_address_or_an_attack_on_a_user_cannot_lock_the_user_out(node):
+    with client(node.url, "127.0.0.6") as bob_home:
+        assert login(bob_home, "bob").status_code == 200  # bob logs in from his address once
+    def spray(i: int) -> int:  # someone behind the same address sprays names, 4 at a time
+        with client(node.url, "127.0.0.6") as same_nat:
+            return login(same_nat, f"nobody-{i}", "x").status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        sprayed = list(pool.map(spray, range(140)))
+    assert 429 in sprayed  # that address's bucket (100, 2 a second) ran dry
+    for source in ("127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14", "127.0.0.15", "127.0.0.16"):
+        with client(node.url, source) as attacker:  # and six addresses guess bob's password
+            [login(attacker, "bob", f"guess-{source}-{i}") for i in range(18)]  # 108 > bob's bucket (100)
+    with client(node.url, "127.0.0.6") as bob_home:
+        assert login(bob_home, "bob").status_code == 200
 
 
 # --- memory over the whole suite ----------------------------------------------------------------------------

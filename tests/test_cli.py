@@ -449,6 +449,16 @@ CONFIG_ERRORS = [
         id="template-without-secret",
     ),
     pytest.param(
+        [*AWS_FLAGS, "--aws-secretsmanager-pipeline-secret-template", "/p/{{.Pipeline}}/{{.Secret}}"],
+        ["--aws-secretsmanager-pipeline-secret-template", "must use {{.Team}}"],
+        id="pipeline-template-without-team",
+    ),
+    pytest.param(
+        [*AWS_FLAGS, "--aws-secretsmanager-team-secret-template", "/shared-by-all/{{.Secret}}"],
+        ["--aws-secretsmanager-team-secret-template", "must use {{.Team}}"],
+        id="team-template-without-team",
+    ),
+    pytest.param(
         [*AWS_FLAGS, "--aws-secretsmanager-shared-secret-template", "/shared/{{.Secret"],
         ["--aws-secretsmanager-shared-secret-template"],
         id="unclosed-shared-template",

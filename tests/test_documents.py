@@ -6,7 +6,14 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from pipeline_secrets.documents import DocumentLimits, dump_document, load_document, load_json_document
+from pipeline_secrets.documents import (
+    DocumentLimits,
+    dump_document,
+    dump_json_document,
+    has_lone_surrogates,
+    load_document,
+    load_json_document,
+)
 from pipeline_secrets.errors import DocumentError, LimitError
 
 
@@ -328,3 +335,64 @@ def test_builder_agrees_with_pyyaml(document, flow, share):
 ])
 def test_builder_agrees_with_pyyaml_on_scalars(text):
     assert load_document(text) == yaml.safe_load(text)
+
+
+# --- found by the attacker's review (issue 8) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("a: !!int\n", "invalid YAML"),
+    ("a: !!float\n", "invalid YAML"),
+    ("a: !!bool x\n", "invalid YAML"),
+    ("a: !!set x\n", "unsupported tag"),
+    ("a: !!map x\n", "unsupported tag"),
+    ("a: !!omap x\n", "unsupported tag"),
+    ("a: !!pairs x\n", "unsupported tag"),
+    ("a: 0x" + "f" * 4000 + "\n", "a number of more than 128 characters"),
+    ("a: 1" + ":1" * 200 + "\n", "a number of more than 128 characters"),
+    ("a: {&m <<: {x: 1}}\nc: [*m]\n", "merge key"),
+])
+def test_scalars_that_cannot_be_written_back_are_refused(text, needle):
+    with pytest.raises(DocumentError, match=needle):
+        load_document(text)
+
+
+def test_quoted_long_numbers_stay_strings():
+    assert load_document("a: '" + "1" * 500 + "'\n") == {"a": "1" * 500}
+
+
+def test_an_unterminated_json_string_costs_one_scan():
+    # Quadratic before: each quote of '"\\"\\"...' started a scan to the end of the text.
+    with pytest.raises(DocumentError, match="not terminated"):
+        load_json_document('"\\' * 2_000_000)
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', "[Infinity]", "[-Infinity]"])
+def test_json_constants_that_are_not_json_are_refused(text):
+    with pytest.raises(DocumentError, match="not a JSON value"):
+        load_json_document(text)
+
+
+def test_the_written_text_is_budgeted_indentation_included():
+    # 60 levels of nesting indent each of 2,000 lines by up to 120 spaces: the strings are small,
+    # the text written is not.
+    document: object = "a\n" * 2000
+    for _ in range(60):
+        document = {"k": [document]}
+    with pytest.raises(LimitError, match="--max-expanded-bytes"):
+        dump_document(document, DocumentLimits(max_expanded_bytes=100_000))
+    assert dump_document(document) == dump_document(document, DocumentLimits())
+    with pytest.raises(LimitError, match="--max-expanded-bytes"):
+        dump_json_document({"k": ["x" * 1000] * 200}, DocumentLimits(max_expanded_bytes=100_000))
+
+
+def test_json_output_refuses_nan():
+    with pytest.raises(DocumentError, match="cannot be written as JSON"):
+        dump_json_document({"a": float("nan")})
+    assert dump_json_document({"a": [1, "é"]}) == '{"a": [1, "é"]}\n'
+
+
+def test_lone_surrogates_are_found_anywhere():
+    assert has_lone_surrogates({"a": ["x", {"k\ud800": 1}]})
+    assert has_lone_surrogates(["\udfff"])
+    assert not has_lone_surrogates({"a": ["é", "\U0001F600", 1, None]})

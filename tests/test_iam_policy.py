@@ -120,7 +120,7 @@ def test_overlap_the_policy_cannot_exclude_is_noted_on_stderr(cli):
         (["--team", "ma*n"], [], "invalid team name 'ma*n'"),
         (["--team", "main", "--pipeline", "a/b"], [], "invalid pipeline name 'a/b'"),
         ([], [TEMPLATE_FLAGS["team"], "/c/{{.Team}}"], "--aws-secretsmanager-team-secret-template"),
-        ([], [TEMPLATE_FLAGS["team"], "/c/*/{{.Secret}}"], "characters Secrets Manager does not allow"),
+        ([], [TEMPLATE_FLAGS["team"], "/c/*/{{.Team}}/{{.Secret}}"], "characters Secrets Manager does not allow"),
     ],
 )
 def test_bad_input_exits_2(cli, proxy, args, flags, expected):

@@ -259,3 +259,23 @@ def test_non_primitive_inside_a_string_fails_without_the_value(seed, connect):
     with pytest.raises(FieldError) as failure:
         connect().interpolate({"x": "url=((db))"}, team=TEAM)
     assert str(failure.value) == "cannot interpolate non-primitive value (map) from var: db"
+
+
+# --- values nothing downstream could write out (issue 8, the attacker's review) -------------------
+
+
+@pytest.mark.parametrize("stored, needle", [
+    ('{"a": "\\ud800"}', "not valid Unicode"),
+    ("plain \ud800 text", "not valid Unicode"),
+    ('{"a": ' * 100 + "1" + "}" * 100, "nests deeper than 64 levels"),
+])
+def test_values_that_cannot_be_written_fail_as_invalid_values(seed, connect, stored, needle):
+    seed(TEAM_PATH.format("odd"), stored)
+    with pytest.raises(LookupFailed) as failure:
+        connect().lookup("odd", team=TEAM)
+    assert failure.value.kind == "invalid-value" and needle in str(failure.value)
+
+
+def test_json_with_nan_is_not_json_so_it_stays_text(seed, connect):
+    seed(TEAM_PATH.format("nan"), '{"a": NaN}')
+    assert connect().lookup("nan", team=TEAM) == '{"a": NaN}'

@@ -59,6 +59,7 @@ OUR_OPTIONS = {
     "max_document_depth": ("--max-document-depth", "PIPELINE_SECRETS_MAX_DOCUMENT_DEPTH"),
     "max_document_vars": ("--max-document-vars", "PIPELINE_SECRETS_MAX_DOCUMENT_VARS"),
     "max_secret_reads": ("--max-secret-reads", "PIPELINE_SECRETS_MAX_SECRET_READS"),
+    "document_timeout": ("--document-timeout", "PIPELINE_SECRETS_DOCUMENT_TIMEOUT"),
 }
 
 
@@ -369,9 +370,11 @@ def test_document_limits_default_and_parse_sizes():
     assert (s.limits.max_bytes, s.limits.max_expanded_bytes) == (10 * 1024**2, 32 * 1024**2)
     assert s.max_secret_reads == 2000
     s = resolve(**REGION, max_document_bytes="512KiB", max_expanded_bytes="1MB", max_document_nodes=10,
-                max_document_depth="5", max_document_vars=3)
+                max_document_depth="5", max_document_vars=3, document_timeout="1m")
     assert s.limits == DocumentLimits(max_bytes=512 * 1024, max_expanded_bytes=1_000_000, max_nodes=10,
-                                      max_depth=5, max_vars=3)
+                                      max_depth=5, max_vars=3, max_seconds=60.0)
+    with pytest.raises(ConfigError, match="--document-timeout: must be more than 0"):
+        resolve(**REGION, document_timeout="0")
     assert resolve({"PIPELINE_SECRETS_MAX_DOCUMENT_BYTES": "4096"}, **REGION).limits.max_bytes == 4096
 
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
+from pipeline_secrets.limits import DocumentLimits
 from pipeline_secrets.vars import (
     VarRef,
     collect_vars,
@@ -442,20 +443,34 @@ def test_output_budget_stops_a_value_placed_many_times_before_building_it():
     secrets = {"big": "x" * 65536}
     document = {"l": ["((big))"] * 1000, "s": "a ((big)) b " * 10}
     with pytest.raises(LimitError, match="after interpolation.*more than 1,000,000 bytes.*--max-expanded-bytes"):
-        interpolate(document, secrets, max_bytes=1_000_000)
+        interpolate(document, secrets, limits=DocumentLimits(max_expanded_bytes=1_000_000))
     with pytest.raises(LimitError):
-        interpolate({"s": "((big))" * 100}, secrets, max_bytes=1_000_000)
-    out = interpolate(document, secrets, max_bytes=100_000_000)
+        interpolate({"s": "((big))" * 100}, secrets, limits=DocumentLimits(max_expanded_bytes=1_000_000))
+    out = interpolate(document, secrets, limits=DocumentLimits(max_expanded_bytes=100_000_000))
     assert len(out["l"]) == 1000
 
 
 def test_output_budget_counts_mappings_put_in_whole_and_keys():
     secrets = {"m": {"k": "v" * 1000}, "key": "k" * 600}
+    small = DocumentLimits(max_expanded_bytes=10_000)
     with pytest.raises(LimitError):
-        interpolate({"a": ["((m))"] * 20}, secrets, max_bytes=10_000)
+        interpolate({"a": ["((m))"] * 20}, secrets, limits=small)
     with pytest.raises(LimitError):
-        interpolate({"((key))": "x", "y": "((key))" * 30}, secrets, max_bytes=10_000)
-    assert interpolate({"a": "((m))"}, secrets, max_bytes=10_000) == {"a": {"k": "v" * 1000}}
+        interpolate({"((key))": "x", "y": "((key))" * 30}, secrets, limits=small)
+    assert interpolate({"a": "((m))"}, secrets, limits=small) == {"a": {"k": "v" * 1000}}
+
+
+def test_output_budget_counts_the_values_a_mapping_put_in_whole_brings():
+    secrets = {"wide": {f"k{i}": i for i in range(7500)}}  # small text, many values
+    with pytest.raises(LimitError, match="more than 250,000 values .*--max-document-nodes"):
+        interpolate(["((wide))"] * 400, secrets, limits=DocumentLimits())
+    assert len(interpolate(["((wide))"] * 15, secrets, limits=DocumentLimits())) == 15  # 15 x 15,001 values
+
+
+def test_very_long_vars_are_refused_before_parsing():
+    with pytest.raises(VarSyntaxError, match="longer than 1024 characters"):
+        parse_var("v." + "ab." * 40_000 + "x")
+    assert parse_var("a" + ".b" * 500).fields == ("b",) * 500
 
 
 def test_no_budget_by_default():

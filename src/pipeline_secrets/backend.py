@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from ._version import __version__
+from .documents import has_lone_surrogates, value_depth
 from .errors import LookupFailed
 from .metrics import Metrics
 from .settings import Settings
@@ -294,20 +295,25 @@ def classify_code(path: str, code: str, detail: str, status: int = 0) -> LookupF
     return LookupFailed(path, _KIND_BY_CODE.get(code, "error"), detail, code=code)
 
 
+MAX_VALUE_DEPTH = 64  # a secret's JSON may nest this deep; deeper values are refused, not walked
+
+
 def decode_secret(path: str, response: dict[str, Any]) -> Any:
     """Spec 2.4: a JSON object becomes a mapping; any other SecretString stays a string; a
-    SecretBinary must be a JSON object. Errors never quote the value."""
+    SecretBinary must be a JSON object. Errors never quote the value. A value that no UTF-8 text
+    can hold (JSON may escape half a UTF-16 pair) or that nests deeper than ``MAX_VALUE_DEPTH``
+    fails as an invalid value: nothing downstream could write it out."""
     if "SecretString" in response:
         text = response["SecretString"]
-        parsed = _json_object(text)
-        return text if parsed is None else parsed
+        parsed = _json_object(path, text)
+        return _checked(path, text if parsed is None else parsed)
     binary = response.get("SecretBinary")
     if binary is None:
         # Every stored secret has one or the other: this is an answer cut short on the way.
         raise LookupFailed(path, "network", "incomplete answer: neither SecretString nor SecretBinary",
                            retryable=True)
     try:
-        parsed = _json_object(bytes(binary).decode("utf-8"))
+        parsed = _json_object(path, bytes(binary).decode("utf-8"))
     except UnicodeDecodeError:
         parsed = None
     if parsed is None:
@@ -316,17 +322,36 @@ def decode_secret(path: str, response: dict[str, Any]) -> Any:
             "the secret is binary and not a JSON object; store it as a SecretString (plaintext) "
             "or as a JSON object",
         )
-    return parsed
+    return _checked(path, parsed)
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def _json_object(path: str, text: str) -> dict[str, Any] | None:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)  # NaN and Infinity: not JSON, so text
+    except RecursionError:
+        raise _too_deep(path) from None
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _checked(path: str, value: Any) -> Any:
+    if isinstance(value, dict) and value_depth(value) > MAX_VALUE_DEPTH:
+        raise _too_deep(path)
+    if has_lone_surrogates(value):
+        raise LookupFailed(path, "invalid-value", "the secret holds text that is not valid Unicode "
+                           "(a lone UTF-16 surrogate); store it again as UTF-8 text")
+    return value
+
+
+def _too_deep(path: str) -> LookupFailed:
+    return LookupFailed(path, "invalid-value", f"the secret's JSON nests deeper than {MAX_VALUE_DEPTH} levels")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(constant)
 
 
 def _code(exc: ClientError) -> str:

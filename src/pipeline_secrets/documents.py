@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from .limits import (
     MAX_DEPTH_FLAG,
     MAX_EXPANDED_BYTES_FLAG,
     MAX_NODES_FLAG,
+    MAX_SECONDS_FLAG,
     MAX_VARS_FLAG,
     DocumentLimits,
 )
@@ -46,10 +48,18 @@ try:
 except ImportError:  # pragma: no cover
     _Parser = None
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_STR, _SEQ, _MAP, _MERGE, _VALUE = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map", "merge", "value"))
+_YAML = "tag:yaml.org,2002:"
+_STR, _SEQ, _MAP, _MERGE, _VALUE = (_YAML + name for name in ("str", "seq", "map", "merge", "value"))
+# The tags a scalar may have: PyYAML's other safe constructors build collections or generators.
+_SCALAR_TAGS = frozenset(_YAML + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary"))
+_NUMBER_TAGS = frozenset({_YAML + "int", _YAML + "float"})
+# Longer numbers are refused: PyYAML builds base-60 ints in quadratic time, and a long int cannot be
+# written back in decimal (Python refuses ints of more than 4,300 digits).
+MAX_NUMBER_CHARS = 128
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-# A JSON text's tokens: strings, brackets, and runs of anything else (numbers, literals).
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]|[^\s\[\]{},:"]+')
+# A JSON text's tokens: strings (possessive, so an unterminated one costs one scan, not one per
+# quote), brackets, and runs of anything else (numbers, literals).
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(")?|[\[{]|[\]}]|[^\s\[\]{},:"]+', re.DOTALL)
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
@@ -77,7 +87,7 @@ def load_document(text: str, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
         raise DocumentError(f"invalid YAML: {exc}") from None
     except UnicodeEncodeError:
         raise DocumentError("invalid YAML: the text holds characters that are not valid Unicode") from None
-    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+    except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
         # PyYAML's constructors raise plain errors for scalars they resolve but cannot build:
         # an impossible date (2024-13-45), `!!int abc`, `!!timestamp foo`.
         raise DocumentError(f"invalid YAML: cannot construct a value: {exc}") from None
@@ -93,18 +103,24 @@ def load_json_document(text: str, limits: DocumentLimits = DEFAULT_LIMITS) -> An
         if first in "]}":
             meter.depth -= 1
             continue
+        if first == '"' and token[1] is None:
+            raise DocumentError("invalid JSON: a string is not terminated")
         meter.node(len(token[0]), token[0] if first == '"' else None)
         if first in "[{":
             meter.enter(1)
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_not_json)
     except RecursionError:  # the meter's depth check comes first; this is a second wall
         raise LimitError(_depth_message(limits)) from None
     except ValueError as exc:
         raise DocumentError(f"invalid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(text):
-        _refuse_lone_surrogates(document)
+    if _SURROGATE_ESCAPE.search(text) and has_lone_surrogates(document):
+        raise DocumentError("invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
     return document
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def check_size(size: int, limits: DocumentLimits) -> None:
@@ -115,11 +131,91 @@ def check_size(size: int, limits: DocumentLimits) -> None:
         )
 
 
-def dump_document(document: Any) -> str:
-    """YAML text in the document's own key order."""
-    return yaml.dump(
-        document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1 << 30
-    )
+def dump_document(document: Any, limits: DocumentLimits | None = None) -> str:
+    """YAML text in the document's own key order. With ``limits``, the text written (indentation
+    included) may not pass ``max_expanded_bytes``: ``LimitError`` as soon as it would."""
+    out = _Output(limits)
+    try:
+        yaml.dump(document, out, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                  width=1 << 30)
+    except (UnicodeEncodeError, yaml.YAMLError) as exc:
+        raise DocumentError(f"the document cannot be written as YAML: {type(exc).__name__}") from None
+    return out.text()
+
+
+def dump_json_document(document: Any, limits: DocumentLimits | None = None) -> str:
+    """JSON text (one line and a newline), within ``limits`` as ``dump_document``; NaN and the
+    infinities are not JSON and are refused."""
+    out = _Output(limits)
+    try:
+        for chunk in json.JSONEncoder(ensure_ascii=False, allow_nan=False).iterencode(document):
+            out.write(chunk)
+    except (ValueError, TypeError) as exc:
+        raise DocumentError(f"the document cannot be written as JSON: {exc}") from None
+    out.write("\n")
+    return out.text()
+
+
+class _Output:
+    """A text stream that counts what is written against the budget and the clock."""
+
+    def __init__(self, limits: DocumentLimits | None) -> None:
+        self._parts: list[str] = []
+        self._left = limits.max_expanded_bytes if limits else None
+        self._limits = limits
+        self._deadline = time.monotonic() + limits.max_seconds if limits else None
+
+    def write(self, text: str) -> None:
+        if self._left is not None:
+            self._left -= len(text)
+            if self._left < 0:
+                raise LimitError(
+                    f"document too large after interpolation: its text would be more than "
+                    f"{self._limits.max_expanded_bytes:,} bytes ({MAX_EXPANDED_BYTES_FLAG})"  # type: ignore[union-attr]
+                )
+            if time.monotonic() > self._deadline:  # type: ignore[operator]
+                raise LimitError(_time_message(self._limits))  # type: ignore[arg-type]
+        self._parts.append(text)
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+def has_lone_surrogates(value: Any) -> bool:
+    """True when a string anywhere in ``value`` holds half a UTF-16 pair (JSON can escape one,
+    "\\ud800"; no UTF-8 text can hold it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def value_depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar: 0), walked without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _time_message(limits: DocumentLimits) -> str:
+    return f"document took longer than {limits.max_seconds:g}s to handle ({MAX_SECONDS_FLAG})"
 
 
 def _depth_message(limits: DocumentLimits) -> str:
@@ -135,6 +231,8 @@ class _Meter:
         self.bytes = 0
         self.depth = 0
         self.vars: set[str] = set()
+        self._deadline = time.monotonic() + limits.max_seconds
+        self._next_clock = 4096  # look at the clock every so many nodes
 
     def node(self, size: int, text: str | None = None) -> None:
         self.add(1, size)
@@ -148,6 +246,10 @@ class _Meter:
     def add(self, nodes: int, size: int) -> None:
         self.nodes += nodes
         self.bytes += size
+        if self.nodes >= self._next_clock:
+            self._next_clock = self.nodes + 4096
+            if time.monotonic() > self._deadline:
+                raise LimitError(_time_message(self.limits))
         if self.nodes > self.limits.max_nodes:
             raise LimitError(
                 f"document too large: it expands to more than {self.limits.max_nodes:,} nodes "
@@ -281,12 +383,16 @@ class _Builder:
             return value
         if tag in (_MERGE, _VALUE) and self._stack and isinstance(self._stack[-1].value, dict) \
                 and not self._stack[-1].has_key:
+            if tag == _MERGE and event.anchor is not None:
+                raise DocumentError("invalid YAML: a merge key '<<' cannot have an anchor")
             return _MERGE_KEY if tag == _MERGE else value  # `=` as a key is the string '=', as in PyYAML
+        if tag not in _SCALAR_TAGS:
+            raise DocumentError(f"invalid YAML: cannot construct a value: unsupported tag '{tag}' on a scalar")
+        if tag in _NUMBER_TAGS and len(value) > MAX_NUMBER_CHARS:
+            raise DocumentError(f"invalid YAML: a number of more than {MAX_NUMBER_CHARS} characters "
+                                "(quote it to make it a string)")
         node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
-        constructor = self._constructor.yaml_constructors.get(tag)
-        if constructor is None:
-            raise DocumentError(f"invalid YAML: cannot construct a value: unknown tag '{tag}'")
-        return constructor(self._constructor, node)
+        return self._constructor.yaml_constructors[tag](self._constructor, node)
 
     def _start(self, event: Any, mapping: bool) -> None:
         tag = event.tag
@@ -341,20 +447,3 @@ def _merged(explicit: dict[Any, Any], merges: list[Any]) -> dict[Any, Any]:
                 result.setdefault(key, value)
     result.update(explicit)
     return result
-
-
-def _refuse_lone_surrogates(document: Any) -> None:
-    """JSON may escape half a UTF-16 pair ("\\ud800"): no UTF-8 text can hold that."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise DocumentError("invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)

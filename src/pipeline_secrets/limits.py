@@ -9,6 +9,7 @@ MAX_EXPANDED_BYTES_FLAG = "--max-expanded-bytes"
 MAX_NODES_FLAG = "--max-document-nodes"
 MAX_DEPTH_FLAG = "--max-document-depth"
 MAX_VARS_FLAG = "--max-document-vars"
+MAX_SECONDS_FLAG = "--document-timeout"
 
 MIB = 1024 * 1024
 
@@ -23,7 +24,9 @@ class DocumentLimits:
       output's text;
     - ``max_nodes``: scalars and collections, aliases expanded;
     - ``max_depth``: nesting, aliases included;
-    - ``max_vars``: distinct ``((var))`` placeholders.
+    - ``max_vars``: distinct ``((var))`` placeholders;
+    - ``max_seconds``: each step of handling it (reading, interpolating, writing), a second wall
+      behind the others should any step turn out slower than linear.
     """
 
     max_bytes: int = 10 * MIB
@@ -31,6 +34,7 @@ class DocumentLimits:
     max_nodes: int = 250_000
     max_depth: int = 64
     max_vars: int = 500
+    max_seconds: float = 20.0
 
 
 DEFAULT_LIMITS = DocumentLimits()

@@ -187,7 +187,7 @@ class Manager:
             if resolved[name].error is not None:
                 raise resolved[name].error
         secrets = {name: r.value for name, r in resolved.items() if r.found}
-        return vars_.interpolate(document, secrets, allow_missing=allow_missing, max_bytes=limits.max_expanded_bytes)
+        return vars_.interpolate(document, secrets, allow_missing=allow_missing, limits=limits)
 
     def resolve(self, names: Iterable[str], *, team: str, pipeline: str | None = None) -> dict[str, Resolved]:
         """Resolve secret names (var paths, without fields) to a ``Resolved`` each, never raising

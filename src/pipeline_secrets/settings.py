@@ -21,6 +21,7 @@ from .limits import (
     MAX_DEPTH_FLAG,
     MAX_EXPANDED_BYTES_FLAG,
     MAX_NODES_FLAG,
+    MAX_SECONDS_FLAG,
     MAX_VARS_FLAG,
     DocumentLimits,
 )
@@ -100,6 +101,8 @@ OPTIONS: tuple[Option, ...] = (
           "Most distinct ((var)) placeholders in one document."),
     _ours("max_secret_reads", "--max-secret-reads", "MAX_SECRET_READS", 2000, "count",
           "Most secret paths one lookup or document may ask AWS for (cache misses, all rounds)."),
+    _ours("document_timeout", MAX_SECONDS_FLAG, "DOCUMENT_TIMEOUT", "20s", "duration",
+          "Longest each step of handling a document (reading, interpolating, writing) may take."),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -185,6 +188,7 @@ def resolve_settings(
         max_nodes=values.pop("max_document_nodes"),
         max_depth=values.pop("max_document_depth"),
         max_vars=values.pop("max_document_vars"),
+        max_seconds=values.pop("document_timeout"),
     )
     # Every other option is a Settings field of the same name.
     return Settings(region=region, rules=rules, limits=limits, endpoint_url=endpoint_url, **values)
@@ -193,13 +197,19 @@ def resolve_settings(
 def _convert(option: Option, raw: Any, where: str) -> Any:
     try:
         if option.kind == "template":
-            if option.name == "shared_secret_template" and raw == "":
-                return None
-            return SecretTemplate.parse(str(raw))
+            if option.name == "shared_secret_template":
+                return None if raw == "" else SecretTemplate.parse(str(raw))
+            template = SecretTemplate.parse(str(raw))
+            if not template.uses("Team"):
+                # Pipelines are named per team: without {{.Team}}, a team's pipeline 'deploy' reads
+                # every other team's pipeline 'deploy' (and a team template every team's secrets).
+                raise ValueError(f"template '{raw}' must use {{{{.Team}}}}: without it every team reads the "
+                                 "same paths (the shared template is for secrets all teams share)")
+            return template
         if option.kind == "bool":
             return _to_bool(raw)
         if option.kind == "duration":
-            return duration_seconds(raw, where, positive=option.name == "lookup_timeout")
+            return duration_seconds(raw, where, positive=option.name in ("lookup_timeout", "document_timeout"))
         if option.kind == "choice":
             if str(raw) not in BATCH_MODES:
                 raise ValueError(f"'{raw}' is not one of {', '.join(BATCH_MODES)}")

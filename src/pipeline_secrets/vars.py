@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
-from pipeline_secrets.limits import MAX_EXPANDED_BYTES_FLAG
+from pipeline_secrets.limits import MAX_EXPANDED_BYTES_FLAG, MAX_NODES_FLAG, MAX_SECONDS_FLAG, DocumentLimits
 
 __all__ = [
     "VarRef",
@@ -49,6 +50,9 @@ _VAR = re.compile(
 _NAME = re.compile(r'(?!\ )[\w/.:@"\ -]*(?<!\ )', re.VERBOSE)
 
 _MISSING = object()
+# Longer vars are refused before they are parsed: a secret's name is at most 512 characters, and
+# parsed vars are cached.
+MAX_VAR_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ def parse_var(raw: str) -> VarRef:
     fields. Double quotes protect ``.`` and ``:`` and are then dropped; spaces around a segment
     are trimmed, those inside quotes are kept.
     """
+    if len(raw) > MAX_VAR_LENGTH:
+        raise VarSyntaxError(f"invalid var '{raw[:64]}...': longer than {MAX_VAR_LENGTH} characters")
     if not _NAME.fullmatch(raw):
         raise _syntax(raw, 'only letters, digits, inner spaces and _ - / . : @ " are allowed')
     if raw.count('"') % 2:
@@ -134,19 +140,20 @@ def interpolate(
     secrets: Mapping[str, object],
     *,
     allow_missing: bool = False,
-    max_bytes: int | None = None,
+    limits: DocumentLimits | None = None,
 ) -> object:
     """A new document with every ``((var))`` replaced, in keys and values at any depth.
 
     ``secrets`` maps a var's path to the secret's decoded value; a path it lacks is undefined,
     which is an error unless ``allow_missing``, in which case the var stays as written. The
     input is never modified, and no container of the output is shared with the input, the
-    secrets or another place of the output. With ``max_bytes``, the output's text (every string,
-    and each value put in whole) may not exceed that many characters: ``LimitError`` is raised
-    as soon as it would, before the output is built (a 64 KB secret placed 100,000 times).
+    secrets or another place of the output. With ``limits``, the output may not pass
+    ``max_expanded_bytes`` of text (every string, and each value put in whole), ``max_nodes``
+    values (those of each value put in whole included) nor ``max_seconds``: ``LimitError`` as
+    soon as it would, before the output is built (a 64 KB secret placed 100,000 times).
     """
     values = _resolve(collect_vars(document), secrets, allow_missing)
-    return _Substitution(values, max_bytes).node(document)
+    return _Substitution(values, limits).node(document)
 
 
 def interpolate_text(
@@ -174,11 +181,14 @@ def _find_unquoted(text: str, char: str) -> int:
 
 
 def _split_unquoted(text: str, separator: str) -> list[str]:
-    parts = []
-    while (index := _find_unquoted(text, separator)) >= 0:
-        parts.append(text[:index])
-        text = text[index + 1 :]
-    parts.append(text)
+    parts, start, quoted = [], 0, False
+    for index, c in enumerate(text):
+        if c == '"':
+            quoted = not quoted
+        elif c == separator and not quoted:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
     return parts
 
 
@@ -212,15 +222,18 @@ def _resolve(
 
 
 class _Substitution:
-    """Replaces vars in one document, counting the text it produces against ``max_bytes``."""
+    """Replaces vars in one document, counting what it produces against ``limits``."""
 
-    def __init__(self, values: dict[str, object], max_bytes: int | None) -> None:
+    def __init__(self, values: dict[str, object], limits: DocumentLimits | None) -> None:
         self.values = values
-        self.left = max_bytes
-        self.max_bytes = max_bytes
-        self._sizes: dict[str, int] = {}
+        self.limits = limits
+        self.bytes_left = limits.max_expanded_bytes if limits else 0
+        self.nodes_left = limits.max_nodes if limits else 0
+        self.deadline = time.monotonic() + limits.max_seconds if limits else 0.0
+        self._costs: dict[str, tuple[int, int]] = {}
 
     def node(self, node: object) -> object:
+        self.spend(0, 1)
         if isinstance(node, str):
             return self.text(node)
         if isinstance(node, Mapping):
@@ -234,21 +247,20 @@ class _Substitution:
         if whole:
             value = self.values.get(whole[1], _MISSING)
             if value is _MISSING:
-                self.spend(len(text))
+                self.spend(len(text), 0)
                 return text
-            self.spend(self.size(whole[1], value))
+            self.spend(*self.cost(whole[1], value))
             return _fresh(value)
+        self.spend(len(text), 0)  # placeholders replaced in it count twice: a bound, not a tally
         if "((" not in text:
-            self.spend(len(text))
             return text
 
         def replace(match: re.Match[str]) -> str:
             value = self.values.get(match[1], _MISSING)
             piece = match[0] if value is _MISSING else _as_text(value, match[1])
-            self.spend(len(piece))
+            self.spend(len(piece), 0)
             return piece
 
-        self.spend(len(text))
         return _VAR.sub(replace, text)
 
     def mapping(self, mapping: Mapping[object, object]) -> dict[object, object]:
@@ -276,28 +288,56 @@ class _Substitution:
             value = self.values[whole[1]]
             if not isinstance(value, (str, int, float, bool)):
                 raise _non_primitive(value, whole[1])
-            self.spend(self.size(whole[1], value))
+            self.spend(*self.cost(whole[1], value))
             return value
         return self.text(key)
 
-    def size(self, raw: str, value: object) -> int:
-        """The text a value put in whole adds to the output (its JSON form's length)."""
-        if self.left is None:
-            return 0
-        size = self._sizes.get(raw)
-        if size is None:
-            size = self._sizes[raw] = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
-        return size
+    def cost(self, raw: str, value: object) -> tuple[int, int]:
+        """(text, values) that a value put in whole adds to the output, once per var."""
+        if self.limits is None:
+            return 0, 0
+        cost = self._costs.get(raw)
+        if cost is None:
+            cost = self._costs[raw] = _cost(value)
+        return cost
 
-    def spend(self, size: int) -> None:
-        if self.left is None:
+    def spend(self, size: int, nodes: int) -> None:
+        if self.limits is None:
             return
-        self.left -= size
-        if self.left < 0:
+        self.bytes_left -= size
+        self.nodes_left -= nodes
+        if self.bytes_left < 0:
             raise LimitError(
-                f"document too large after interpolation: its text would be more than {self.max_bytes:,} "
-                f"bytes ({MAX_EXPANDED_BYTES_FLAG})"
+                f"document too large after interpolation: its text would be more than "
+                f"{self.limits.max_expanded_bytes:,} bytes ({MAX_EXPANDED_BYTES_FLAG})"
             )
+        if self.nodes_left < 0:
+            raise LimitError(
+                f"document too large after interpolation: it would have more than {self.limits.max_nodes:,} "
+                f"values ({MAX_NODES_FLAG})"
+            )
+        if nodes and not self.nodes_left % 4096 and time.monotonic() > self.deadline:
+            raise LimitError(f"document took longer than {self.limits.max_seconds:g}s to interpolate "
+                             f"({MAX_SECONDS_FLAG})")
+
+
+def _cost(value: object) -> tuple[int, int]:
+    """(characters, values) of a secret's value, walked without recursion (a value may be deep)."""
+    size = nodes = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        nodes += 1
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            size += 8  # a number, a boolean, null
+    return size, nodes
 
 
 def _defined_var(key: object, values: dict[str, object]) -> str | None:

@@ -10,8 +10,9 @@ status (429 for "you, slow down", 503 for "everyone, come back") and a ``Retry-A
   at most ``per_team``.
 - ``AuthQueue``: password checks (bcrypt, CPU) waiting for a worker: at most ``capacity`` in all
   and ``per_client`` from one address.
-- ``LoginThrottle``: failed logins take tokens from a bucket per client address and one per user
-  name; an empty bucket answers 429 before any bcrypt work.
+- ``LoginThrottle``: failed logins take tokens from buckets per address and user, per address and
+  per user; an empty bucket answers 429 before any bcrypt work, except to an address that logged
+  in as that user before.
 """
 
 from __future__ import annotations
@@ -136,34 +137,53 @@ class _Bucket:
 
 
 class LoginThrottle:
-    """Token buckets of failed logins, per client address and per user name. A failure takes a
-    token from both; a request finding either empty is refused before any password check.
+    """Token buckets of failed logins: per client address and user name (guessing one user's
+    password), per client address (trying many users), per user name (many addresses at one user).
+    A failure takes a token from all three; a request is refused (429) before any password check
+    when its pair's bucket is empty, or when the address's or the user's is, unless this address
+    logged in as this user successfully in the last ``trusted_for`` seconds: an attack on a user, or
+    from a shared address, cannot lock out those who logged in from there before.
 
-    The per-user bucket is larger than the per-address one, so a single address cannot lock a user
-    out (its own bucket runs dry first); it takes many addresses failing for one user at once.
+    Buckets are kept for unknown names alike, so a refusal never tells whether a user exists.
     """
 
-    MAX_KEYS = 10_000  # buckets kept (least recently used go; a dropped bucket starts full)
+    MAX_KEYS = 10_000  # buckets and trusted pairs kept each (least recently used go)
 
     def __init__(
-        self, *, per_client: tuple[float, float] = (20, 1 / 3), per_user: tuple[float, float] = (50, 1.0),
+        self, *, per_pair: tuple[float, float] = (20, 1 / 3), per_client: tuple[float, float] = (100, 2.0),
+        per_user: tuple[float, float] = (100, 1.0), trusted_for: float = 24 * 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rules = {"client": per_client, "user": per_user}
+        self._rules = {"pair": per_pair, "client": per_client, "user": per_user}
         self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
+        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._trusted_for = trusted_for
         self._clock = clock
 
     def check(self, client: str, user: str) -> None:
-        """Raise ``Overloaded`` (429) when either bucket is empty."""
-        for kind, key in (("client", client), ("user", user)):
-            bucket = self._bucket(kind, key)
-            if bucket.tokens < 1:
-                wait = (1 - bucket.tokens) / self._rules[kind][1]
-                raise Overloaded(429, "too many failed logins; try again later", wait)
+        """Raise ``Overloaded`` (429) when this attempt may not be checked now."""
+        self._refuse_if_empty("pair", f"{client}\0{user}")
+        trusted = self._trusted.get((client, user))
+        if trusted is not None and self._clock() - trusted < self._trusted_for:
+            return
+        self._refuse_if_empty("client", client)
+        self._refuse_if_empty("user", user)
 
     def failed(self, client: str, user: str) -> None:
-        for kind, key in (("client", client), ("user", user)):
+        for kind, key in (("pair", f"{client}\0{user}"), ("client", client), ("user", user)):
             self._bucket(kind, key).tokens -= 1
+
+    def succeeded(self, client: str, user: str) -> None:
+        self._trusted[(client, user)] = self._clock()
+        self._trusted.move_to_end((client, user))
+        if len(self._trusted) > self.MAX_KEYS:
+            self._trusted.popitem(last=False)
+
+    def _refuse_if_empty(self, kind: str, key: str) -> None:
+        bucket = self._bucket(kind, key)
+        if bucket.tokens < 1:
+            wait = (1 - bucket.tokens) / self._rules[kind][1]
+            raise Overloaded(429, "too many failed logins; try again later", wait)
 
     def _bucket(self, kind: str, key: str) -> _Bucket:
         capacity, rate = self._rules[kind]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from ..documents import check_size, dump_document, load_document, load_json_document
+from ..documents import check_size, dump_document, dump_json_document, load_document, load_json_document
 from ..errors import (
     DocumentError,
     FieldError,
@@ -51,6 +52,8 @@ from .teams import Teams, check_team_name
 AWS_THREADS = 32  # the boto3 client's connection pool
 AUTH_THREADS = 4  # bcrypt is CPU: a flood of wrong passwords must not take every worker thread
 MAX_TOKEN_BODY_BYTES = 16 * 1024  # a password grant is ~200 bytes
+TOKEN_BODY_TIMEOUT = 5.0  # ... and comes at once: nobody authenticated waits on a slow one
+CHUNK_BYTES = 64 * 1024  # an answer is sent in pieces this large, each when the client has read
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,25 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": message}, status, headers)
+
+
+class HeldResponse(Response):
+    """An answer sent in ``CHUNK_BYTES`` pieces under the server's flow control, calling
+    ``release`` once it is sent, or could not be."""
+
+    def __init__(self, content: bytes, media_type: str, release: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(content, media_type=media_type)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            body = memoryview(self.body)
+            for start in range(0, max(len(body), 1), CHUNK_BYTES):
+                await send({"type": "http.response.body", "body": bytes(body[start:start + CHUNK_BYTES]),
+                            "more_body": start + CHUNK_BYTES < len(body)})
+        finally:
+            await self._release()
 
 
 def _facts(request: Request) -> dict[str, Any]:
@@ -224,22 +246,29 @@ class WebNode:
         as_json = _is_json(request.headers.get("content-type"))
         allow_missing = _flag(request, "allow_missing")
         limits = self.manager.settings.limits
-        async with self._teams_gates.enter(team), self._documents.hold(team):
-            body = await self._read_body(request, limits.max_bytes)
+        # The team's gate and a document slot are held until the answer is sent: a client that
+        # does not read its answer holds its own team's slot (until --send-timeout), not memory.
+        held = contextlib.AsyncExitStack()
+        await held.enter_async_context(self._teams_gates.enter(team))
+        try:
+            await held.enter_async_context(self._documents.hold(team))
+            body = await self._read_body(request, limits.max_bytes, self.limits.body_timeout)
 
             def work() -> bytes:
                 document = _load(body, as_json, limits)
                 result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
-                text = json.dumps(result, ensure_ascii=False) + "\n" if as_json else dump_document(result)
-                return _encode(text)
+                return (dump_json_document(result, limits) if as_json else dump_document(result, limits)).encode()
 
             data = await self._aws(work)
-        return Response(data, media_type=JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE)
+        except BaseException:
+            await held.aclose()
+            raise
+        return HeldResponse(data, JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE, held.aclose)
 
     @endpoint
     async def token(self, request: Request) -> Response:
         """OAuth2 password grant, as ``fly login`` uses it: a bearer token for a local user."""
-        body = await self._read_body(request, MAX_TOKEN_BODY_BYTES)
+        body = await self._read_body(request, MAX_TOKEN_BODY_BYTES, TOKEN_BODY_TIMEOUT)
         form = await anyio.to_thread.run_sync(_token_form, request.headers.get("content-type"), body)
         if form.get("grant_type") != "password":
             raise HttpError(400, "unsupported_grant_type")
@@ -313,7 +342,9 @@ class WebNode:
                 ok = await asyncio.shield(pending)
         else:
             ok = await asyncio.shield(pending)
-        if not ok:
+        if ok:
+            self._logins.succeeded(client, user)
+        else:
             self._logins.failed(client, user)
         return ok
 
@@ -325,20 +356,20 @@ class WebNode:
             functools.partial(func, *args, **kwargs), limiter=self._aws_limiter, abandon_on_cancel=True
         )
 
-    async def _read_body(self, request: Request, max_bytes: int) -> bytes:
+    async def _read_body(self, request: Request, max_bytes: int, timeout: float) -> bytes:
         """The whole body, refused (413) past ``max_bytes`` before reading on, and (408) when it
-        does not arrive within the body timeout."""
+        does not arrive within ``timeout`` seconds."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit():
             check_size(int(declared), DocumentLimits(max_bytes=max_bytes))
         chunks, size = [], 0
-        with anyio.move_on_after(self.limits.body_timeout) as timer:
+        with anyio.move_on_after(timeout) as timer:
             async for chunk in request.stream():
                 size += len(chunk)
                 check_size(size, DocumentLimits(max_bytes=max_bytes))
                 chunks.append(chunk)
         if timer.cancelled_caught:
-            raise HttpError(408, f"the request body did not arrive within {self.limits.body_timeout:g}s")
+            raise HttpError(408, f"the request body did not arrive within {timeout:g}s")
         return b"".join(chunks)
 
     async def _check_health(self) -> dict[str, Any]:
@@ -378,13 +409,6 @@ def _load(body: bytes, as_json: bool, limits: DocumentLimits) -> Any:
     except UnicodeDecodeError:
         raise DocumentError("the document is not UTF-8 text") from None
     return load_json_document(text, limits) if as_json else load_document(text, limits)
-
-
-def _encode(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a secret holding half a UTF-16 pair (JSON allows "\ud800")
-        raise DocumentError("the interpolated document holds text that is not valid Unicode") from None
 
 
 def _token_form(content_type: str | None, body: bytes) -> dict[str, str]:

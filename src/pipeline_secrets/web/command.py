@@ -78,6 +78,9 @@ def _listed(given: tuple[str, ...], env: str) -> list[str]:
 @click.option("--body-timeout", envvar="PIPELINE_SECRETS_BODY_TIMEOUT", default="30s", show_default=True,
               metavar="DURATION", help="A request body must arrive within this, else 408 "
               "[env: PIPELINE_SECRETS_BODY_TIMEOUT].")
+@click.option("--send-timeout", envvar="PIPELINE_SECRETS_SEND_TIMEOUT", default="30s", show_default=True,
+              metavar="DURATION", help="A client that reads nothing of its answer for this long is dropped "
+              "[env: PIPELINE_SECRETS_SEND_TIMEOUT].")
 @click.option("--team-concurrency", envvar="PIPELINE_SECRETS_TEAM_CONCURRENCY", default=4, show_default=True,
               type=click.IntRange(1), help="Requests of one team doing AWS or document work at once; more wait "
               "[env: PIPELINE_SECRETS_TEAM_CONCURRENCY].")
@@ -92,8 +95,8 @@ def _listed(given: tuple[str, ...], env: str) -> list[str]:
               "[env: PIPELINE_SECRETS_AUTH_QUEUE].")
 @click.option("--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS", default=None, metavar="IPS",
               help="Trust X-Forwarded-For from these proxy addresses (comma-separated, or *), for the client "
-                   "address that login throttling and connection caps use [env: FORWARDED_ALLOW_IPS; default: "
-                   "trust none].")
+                   "address that login throttling uses (connection caps count the connection's own peer) "
+                   "[env: FORWARDED_ALLOW_IPS; default: trust none].")
 @_aws_options
 @click.pass_context
 @_handle_errors
@@ -102,6 +105,7 @@ def web(
     tls_key: Path | None, local_users: tuple[str, ...], main_users: tuple[str, ...], teams_file: Path | None,
     token_duration: str, health_cache_duration: str, shutdown_timeout: str, max_connections: int,
     max_connections_per_client: int, header_timeout: str, keep_alive_timeout: str, body_timeout: str,
+    send_timeout: str,
     team_concurrency: int, team_queue: int, document_concurrency: int, auth_queue: int,
     forwarded_allow_ips: str | None, **options: Any,
 ) -> None:
@@ -136,10 +140,17 @@ def web(
     token_seconds = duration_seconds(token_duration, "--token-duration", positive=True)
     health_ttl = duration_seconds(health_cache_duration, "--health-cache-duration")
     grace = duration_seconds(shutdown_timeout, "--shutdown-timeout")
+    files = raise_file_limit(max_connections + 512)  # connections, AWS's pool, files, the loop
+    usable = max(16, files - 256)
+    if usable < max_connections:  # past the open-file limit the system refuses even the health check
+        click.echo(f"note: --max-connections {max_connections} is lowered to {usable}: the open-file limit is "
+                   f"{files}", err=True)
+        max_connections = usable
     connection_limits = ConnectionLimits(
         max_connections=max_connections, max_per_client=max_connections_per_client,
         header_timeout=duration_seconds(header_timeout, "--header-timeout", positive=True),
         keep_alive_timeout=duration_seconds(keep_alive_timeout, "--keep-alive-timeout", positive=True),
+        send_timeout=duration_seconds(send_timeout, "--send-timeout", positive=True),
         forwarded_allow_ips=forwarded_allow_ips or None,
     )
     web_limits = WebLimits(
@@ -171,10 +182,6 @@ def web(
     manager = _open_manager(ctx, options)
     # From here on, logs are JSON lines; everything before is validation, which exits 2 on error.
     logs.configure()
-    files = raise_file_limit(max_connections + 512)  # connections, AWS's pool, files, the loop
-    if files < max_connections + 64:
-        logs.event("the open-file limit is below --max-connections: clients past it are refused by the system",
-                   logging.WARNING, open_files=files, max_connections=max_connections)
     if manager.settings.rules.ambiguous():
         logs.event("the secret templates can read one path as two teams' or pipelines' paths (fields not "
                    "separated by '/'): vars that would be read so are refused; see docs/lookup-rules.md",

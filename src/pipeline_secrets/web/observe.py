@@ -94,8 +94,12 @@ class ObserveRequests:
             await send(message)
 
         self.metrics.in_flight.inc()
+        app = self.app
+        names = {name for name, _ in scope.get("headers", ())}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            app = _ambiguous_framing  # RFC 9112 6.3: a request smuggling vector behind proxies
         try:
-            await self.app(scope, receive, send_observed)
+            await app(scope, receive, send_observed)
         except asyncio.CancelledError:
             # uvicorn cancels what is still running once --shutdown-timeout is over: answer in
             # JSON rather than let uvicorn send its plain-text 500.
@@ -131,3 +135,10 @@ class ObserveRequests:
             if match is not Match.NONE and hasattr(candidate, "path"):
                 return str(candidate.path)
         return UNMATCHED
+
+
+async def _ambiguous_framing(scope: Scope, receive: Receive, send: Send) -> None:
+    body = b'{"error": "a request may not have both Content-Length and Transfer-Encoding"}\n'
+    await send({"type": "http.response.start", "status": 400, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

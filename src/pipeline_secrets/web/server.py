@@ -45,7 +45,18 @@ class ConnectionLimits:
     max_per_client: int = 128
     header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
+    send_timeout: float = 30.0  # an answer the client does not read for this long: connection dropped
     forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these addresses
+
+    @property
+    def max_new(self) -> int:
+        """Connections that have not had an answer yet, in all: at most half of them."""
+        return max(1, self.max_connections // 2)
+
+    @property
+    def max_new_per_client(self) -> int:
+        """... and of one client address: half of its cap."""
+        return max(1, self.max_per_client // 2)
 
 
 @dataclass
@@ -92,52 +103,96 @@ def check_tls(cert: Path, key: Path) -> None:
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
-    """uvicorn's HTTP/1.1 protocol, closing connections over the caps at once and those whose
-    request headers do not arrive within ``header_timeout``."""
+    """uvicorn's HTTP/1.1 protocol, closing at once the connections over the caps (all, per client
+    address, and of those not yet answered once: a flood of slow first requests cannot take every
+    socket), those whose request headers do not arrive within ``header_timeout``, and those whose
+    answer is not read for ``send_timeout``."""
     per_client: dict[str, int] = {}
+    new_per_client: dict[str, int] = {}
+    new_total = [0]
+
+    def count(table: dict[str, int], key: str, step: int) -> None:
+        left = table.get(key, 0) + step
+        if left:
+            table[key] = left
+        else:
+            table.pop(key, None)
 
     class Guarded(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _waiting_for: object = None
+        _send_timer: asyncio.TimerHandle | None = None
         _client_key: str | None = None
+        _new = False  # counted among the connections not yet answered
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             peer = transport.get_extra_info("peername")
             key = str(peer[0]) if peer else ""
-            if len(self.connections) > limits.max_connections or per_client.get(key, 0) >= limits.max_per_client:
+            if (len(self.connections) > limits.max_connections or per_client.get(key, 0) >= limits.max_per_client
+                    or new_total[0] >= limits.max_new or new_per_client.get(key, 0) >= limits.max_new_per_client):
                 _refusals.note()
                 transport.abort()
                 return
-            per_client[key] = per_client.get(key, 0) + 1
             self._client_key = key
+            count(per_client, key, 1)
+            count(new_per_client, key, 1)
+            new_total[0] += 1
+            self._new = True
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
+            for timer in (self._header_timer, self._send_timer):
+                if timer is not None:
+                    timer.cancel()
             key = self._client_key
             if key is not None:
                 self._client_key = None
-                left = per_client.get(key, 1) - 1
-                if left:
-                    per_client[key] = left
-                else:
-                    per_client.pop(key, None)
+                count(per_client, key, -1)
+                self._answered()
             super().connection_lost(exc)
 
+        def on_response_complete(self) -> None:
+            self._answered()
+            super().on_response_complete()
+
+        def _answered(self) -> None:
+            if self._new:
+                self._new = False
+                new_total[0] -= 1
+                count(new_per_client, self._client_key or "", -1)
+
         def data_received(self, data: bytes) -> None:
-            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+            between_requests = self.cycle is None or self.cycle.response_complete
+            if between_requests and (self._header_timer is None or self._waiting_for is not self.cycle):
                 self._arm()  # the first bytes of the next request on a kept-alive connection
             super().data_received(data)
 
         def _arm(self) -> None:
-            waiting_for = self.cycle
-            self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_late, waiting_for)
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            self._waiting_for = self.cycle
+            self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_late, self.cycle)
 
         def _headers_late(self, waiting_for: object) -> None:
             self._header_timer = None
             if self.cycle is waiting_for and not self.transport.is_closing():
                 self.transport.close()  # no request began in time: nothing to answer
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._send_timer is None:
+                self._send_timer = self.loop.call_later(limits.send_timeout, self._unread)
+
+        def resume_writing(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+            super().resume_writing()
+
+        def _unread(self) -> None:
+            self._send_timer = None
+            self.transport.abort()  # drops what the client left unread
 
     return Guarded
 
@@ -171,7 +226,9 @@ class _OncePerSecond(logging.Filter):
         self._dropped = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "accept" not in str(record.msg):
+        text = str(record.msg)
+        # Each failed accept also leaves a retry timer (asyncio's), which fails once the listener is closed.
+        if "accept" not in text and "_start_serving" not in text:
             return True
         now = time.monotonic()
         if now - self._last < 1.0:
