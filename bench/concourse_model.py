@@ -14,7 +14,7 @@ What Concourse does (``atc/creds/secretsmanager`` behind ``creds.NewCachedSecret
 - the AWS SDK's own retries off, so that one GetSecretValue is one HTTP request here as in ours.
 
 A SecretString that is a JSON object becomes a mapping (fields walk into it), anything else stays
-the string it is. The ``((var))`` grammar and the substitution are ``pipeline_secrets.vars``' (pure
+the string it is. The ``((var))`` grammar and the substitution are ``pipeline_secrets.pure.vars``' (pure
 code, no AWS): the model differs from ours in how it talks to AWS, which is what is measured.
 """
 
@@ -30,8 +30,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, EndpointConnectionError
 
-from pipeline_secrets import vars as vars_
 from pipeline_secrets.errors import UndefinedVarsError
+from pipeline_secrets.pure import vars as vars_
 
 NETWORK_ERRORS = (ConnectionError, EndpointConnectionError, ConnectionClosedError)
 

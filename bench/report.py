@@ -311,7 +311,7 @@ def markdown(r: dict[str, Any], scale: Any, rows: list[Row], *, machine: str, el
         "  `ConnectionClosedError`) with a fixed 1 s wait, at most 5 attempts; throttling is not retried:",
         "  the interpolation fails;",
         "- the vars of a document are looked up one after the other. The `((var))` grammar and the",
-        "  substitution are `pipeline_secrets.vars` (pure code, no AWS), so the two sides differ only in how",
+        "  substitution are `pipeline_secrets.pure.vars` (pure code, no AWS), so the two sides differ only in how",
         "  they read from AWS. Its HTTP connection pool is as large as the callers (Go's is not a small fixed",
         "  number).",
         "",

@@ -9,8 +9,8 @@ import pytest
 from conftest import restricted_policy
 from ops_support import Cli, assert_fails_cleanly
 
-from pipeline_secrets.bulk import FileReport
-from pipeline_secrets.bulk_output import progress
+from pipeline_secrets.tools.bulk import FileReport
+from pipeline_secrets.tools.bulk_output import progress
 
 TEAM = "main"
 PLANTED = {"p07.yml": ["planted-a"], "p23.yml": ["planted-b", "planted-c"], "nested/p41.yaml": ["planted-d"]}

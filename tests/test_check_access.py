@@ -7,7 +7,7 @@ import pytest
 from conftest import SEED_POLICY, get_calls, restricted_policy
 from ops_support import AWS_FLAGS, Cli, assert_fails_cleanly
 
-from pipeline_secrets.access import PROBE_NAME
+from pipeline_secrets.tools.access import PROBE_NAME
 
 TEAM, PIPELINE = "main", "deploy"
 

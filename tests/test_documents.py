@@ -6,7 +6,8 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from pipeline_secrets.documents import (
+from pipeline_secrets.errors import DocumentError, LimitError
+from pipeline_secrets.pure.documents import (
     DocumentLimits,
     dump_document,
     dump_json_document,
@@ -14,7 +15,6 @@ from pipeline_secrets.documents import (
     load_document,
     load_json_document,
 )
-from pipeline_secrets.errors import DocumentError, LimitError
 
 
 def alias_bomb(levels: int, width: int) -> str:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline_secrets.durations import parse_duration, to_seconds
+from pipeline_secrets.config.durations import parse_duration, to_seconds
 
 
 @pytest.mark.parametrize(

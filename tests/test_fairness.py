@@ -3,10 +3,15 @@ fair between teams, a document's cost is capped, and a refused var costs no AWS 
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from conftest import read_ids
 
 from pipeline_secrets import LimitError, VarNameError
+from pipeline_secrets.aws import SecretsManagerBackend
 from pipeline_secrets.resilience import Entry, MemoryStore
 
 
@@ -105,3 +110,51 @@ def test_the_output_is_capped_too(seed, connect):
     manager = connect(max_expanded_bytes="1MiB")
     with pytest.raises(LimitError, match="after interpolation"):
         manager.interpolate(["((big))"] * 100, team="main")
+
+
+class SlowClient:
+    """Stands in for boto3's client in a unit test of the pool's sharing (no AWS semantics): each
+    call takes a little while, and the client records how many calls of each caller overlap."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    def get_secret_value(self, SecretId: str) -> dict:
+        caller = SecretId.split("/")[1]
+        with self.lock:
+            self.now[caller] = self.now.get(caller, 0) + 1
+            others_running = any(n for c, n in self.now.items() if c != caller)
+            key = caller + (" while others ran" if others_running else "")
+            self.peak[key] = max(self.peak.get(key, 0), self.now[caller])
+        time.sleep(0.02)
+        with self.lock:
+            self.now[caller] -= 1
+        return {"SecretString": "v"}
+
+    def close(self) -> None:
+        pass
+
+
+def test_concurrent_callers_share_the_aws_threads():
+    client = SlowClient()
+    backend = SecretsManagerBackend(client, batch="off", workers=8)
+    alone = backend.get_many([f"/solo/{i}" for i in range(40)])
+    assert len(alone) == 40 and client.peak["solo"] == 8  # alone: every thread
+    finished: list[str] = []
+
+    def read(caller: str, count: int) -> None:
+        backend.get_many([f"/{caller}/{i}" for i in range(count)])
+        finished.append(caller)
+
+    with ThreadPoolExecutor(2) as pool:
+        big = pool.submit(read, "big", 200)
+        time.sleep(0.05)
+        small = pool.submit(read, "small", 40)
+        small.result(), big.result()
+    # The newcomer got its half while the big one was still running, not what was left after it:
+    # it finished first.
+    assert finished == ["small", "big"]
+    assert client.peak["small while others ran"] == 4
+    backend.close()

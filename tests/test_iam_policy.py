@@ -14,7 +14,7 @@ from ops_support import TEMPLATE_FLAGS, Cli, assert_fails_cleanly
 from support import iam
 
 from pipeline_secrets import LookupFailed, UndefinedVarsError
-from pipeline_secrets.settings import resolve_settings
+from pipeline_secrets.config.settings import resolve_settings
 
 ARN = "arn:aws:secretsmanager:*:*:secret:"
 HEALTH = ARN + "__concourse-health-check-??????"

@@ -14,8 +14,8 @@ from conftest import get_calls
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from pipeline_secrets.errors import VarNameError
-from pipeline_secrets.ownership import foreign_reading
-from pipeline_secrets.templates import LookupRules, SecretTemplate
+from pipeline_secrets.pure.ownership import foreign_reading
+from pipeline_secrets.pure.templates import LookupRules, SecretTemplate
 
 SEPARATORS = ["/", "-", "_", ".", ""]
 NAME_CHARS = "ab-_."

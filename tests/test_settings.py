@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from pipeline_secrets.config.settings import OPTIONS, OPTIONS_BY_NAME, resolve_settings
 from pipeline_secrets.errors import ConfigError
-from pipeline_secrets.limits import DocumentLimits
-from pipeline_secrets.settings import OPTIONS, OPTIONS_BY_NAME, resolve_settings
+from pipeline_secrets.pure.limits import DocumentLimits
 
 REGION = {"region": "eu-west-1"}
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pipeline_secrets.errors import ScopeNameError, VarNameError
-from pipeline_secrets.templates import LookupRules, SecretTemplate, check_scope
+from pipeline_secrets.pure.templates import LookupRules, SecretTemplate, check_scope
 
 PIPELINE_DEFAULT = "/concourse/{{.Team}}/{{.Pipeline}}/{{.Secret}}"
 TEAM_DEFAULT = "/concourse/{{.Team}}/{{.Secret}}"

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
-from pipeline_secrets.limits import DocumentLimits
-from pipeline_secrets.vars import (
+from pipeline_secrets.pure.limits import DocumentLimits
+from pipeline_secrets.pure.vars import (
     VarRef,
     collect_vars,
     find_vars,

@@ -27,9 +27,9 @@ from support.webclient import basic
 from support.webserver import PASSWORDS, aws_flags, clean_environ, start_test_server, start_web_server
 
 from pipeline_secrets.cli import main
+from pipeline_secrets.cli.webnode import listed
 from pipeline_secrets.errors import ConfigError
 from pipeline_secrets.web import auth as web_auth
-from pipeline_secrets.web.command import _listed
 from pipeline_secrets.web.health import CachedHealth
 from pipeline_secrets.web.teams import Teams, build_teams, load_teams_file
 
@@ -300,8 +300,8 @@ def test_a_port_in_use_exits_2():
 def test_users_from_the_environment_are_comma_separated(monkeypatch):
     monkeypatch.setenv("CONCOURSE_ADD_LOCAL_USER", "alice:pw-1, bob:pw-2")
     monkeypatch.setenv("CONCOURSE_MAIN_TEAM_LOCAL_USER", "alice,bob")
-    assert _listed((), "CONCOURSE_ADD_LOCAL_USER") == ["alice:pw-1", "bob:pw-2"]
-    assert _listed(("carol:pw",), "CONCOURSE_ADD_LOCAL_USER") == ["carol:pw"]  # flags win
+    assert listed((), "CONCOURSE_ADD_LOCAL_USER") == ["alice:pw-1", "bob:pw-2"]
+    assert listed(("carol:pw",), "CONCOURSE_ADD_LOCAL_USER") == ["carol:pw"]  # flags win
     result = web_cli("--aws-secretsmanager-region", "us-east-1", "--main-team-local-user", "carol")
     assert_exit_2(result, "'carol' is not a local user")
     result = web_cli()  # users and admins from the variables passed validation: the region is next

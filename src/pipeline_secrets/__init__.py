@@ -4,9 +4,14 @@ Manager, with Concourse's lookup rules (pipeline path, then team path).
     import pipeline_secrets
     manager = pipeline_secrets.connect(region="us-east-1")
     manager.lookup("creds.user", team="main", pipeline="deploy")
+
+The layers, from the bottom (docs/architecture.md): ``pure`` (grammar, documents, templates),
+``config``, ``aws``, ``resilience``, ``manager`` (this API), ``tools``, and the surfaces ``cli``,
+``web`` and ``dev``.
 """
 
 from ._version import __version__
+from .config.settings import Settings
 from .errors import (
     ConfigError,
     DocumentError,
@@ -20,7 +25,7 @@ from .errors import (
     VarSyntaxError,
 )
 from .manager import Manager, connect
-from .settings import Settings
+from .pure import documents
 
 __all__ = [
     "ConfigError",
@@ -37,4 +42,5 @@ __all__ = [
     "VarSyntaxError",
     "__version__",
     "connect",
+    "documents",
 ]

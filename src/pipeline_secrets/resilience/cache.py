@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..backend import SecretReader, first_answer
+from ..aws import SecretReader, first_answer
 from ..errors import LookupFailed
 from ..metrics import Metrics
 

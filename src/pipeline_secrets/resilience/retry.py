@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..backend import SecretReader, first_answer
+from ..aws import SecretReader, first_answer
 from ..errors import LookupFailed
 from ..metrics import Metrics
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..backend import SecretReader, first_answer
+from ..aws import SecretReader, first_answer
 
 
 class SingleFlightReader:

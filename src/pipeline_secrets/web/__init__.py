@@ -7,6 +7,8 @@
 - ``observe``: HTTP metrics and the one-line-per-request log, as ASGI middleware;
 - ``logs``: JSON log lines;
 - ``server``: uvicorn listeners, TLS and graceful shutdown on SIGTERM;
-- ``devmode``: the demo user and the banner of ``web --dev``;
-- ``command``: the click command.
+- ``admission``: fairness between teams and clients (gates, slots, the auth queue, login throttling);
+- ``devmode``: the demo user and the banner of ``web --dev``.
+
+The click command ``web`` is in ``cli.webnode``.
 """

@@ -28,7 +28,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from ..documents import check_size, dump_document, dump_json_document, load_document, load_json_document
 from ..errors import (
     DocumentError,
     FieldError,
@@ -40,8 +39,9 @@ from ..errors import (
     VarNameError,
     VarSyntaxError,
 )
-from ..limits import DocumentLimits
 from ..manager import Manager
+from ..pure.documents import check_size, dump_document, dump_json_document, load_document, load_json_document
+from ..pure.limits import DocumentLimits
 from .admission import AuthQueue, LoginThrottle, Overloaded, Slots, TeamGates
 from .auth import Authenticator
 from .health import CachedHealth

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..documents import load_document
 from ..errors import ConfigError, PipelineSecretsError, ScopeNameError
-from ..templates import check_scope
+from ..pure.documents import load_document
+from ..pure.templates import check_scope
 
 MAIN_TEAM = "main"
 TEAMS_FILE_FLAG = "--teams-file"

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import vars as vars_
-from .documents import check_size, load_document
-from .errors import PipelineSecretsError
-from .limits import DocumentLimits
-from .manager import Manager
+from ..errors import PipelineSecretsError
+from ..manager import Manager
+from ..pure import vars as vars_
+from ..pure.documents import check_size, load_document
+from ..pure.limits import DocumentLimits
 
 PIPELINE_SUFFIXES = (".yml", ".yaml")
 

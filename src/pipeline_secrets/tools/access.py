@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import vars as vars_
-from .errors import LookupFailed, PipelineSecretsError
-from .manager import Manager, PathProbe
+from ..errors import LookupFailed, PipelineSecretsError
+from ..manager import Manager, PathProbe
+from ..pure import vars as vars_
 from .policy import exact_arn
 
 # Asked when no var is given: a name nobody stores, so that the answer is "not found" when the

@@ -11,10 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .backend import SecretsManagerBackend, make_client
-from .documents import load_document
-from .errors import ConfigError, PipelineSecretsError
-from .settings import Settings
+from ..aws import SecretsManagerBackend, make_client
+from ..config import Settings
+from ..errors import ConfigError, PipelineSecretsError
+from ..pure.documents import load_document
 
 DEV_ACCESS_KEY = "dev-access-key"
 DEV_SECRET_KEY = "dev-secret-key"

@@ -26,11 +26,11 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from ._version import __version__
-from .documents import has_lone_surrogates, value_depth
-from .errors import LookupFailed
-from .metrics import Metrics
-from .settings import Settings
+from .._version import __version__
+from ..config import Settings
+from ..errors import LookupFailed
+from ..metrics import Metrics
+from ..pure.documents import has_lone_surrogates, value_depth
 
 HEALTH_CHECK_SECRET = "__concourse-health-check"
 T = TypeVar("T")
@@ -133,20 +133,21 @@ class SecretsManagerBackend:
     ``batch`` is "on" or "auto"; in "auto" an AccessDenied on the batch call itself (the seed's
     IAM policy does not grant it) switches to parallel GetSecretValue calls for good.
 
-    The calls of one ``get_many`` run at most ``fanout`` at a time on the ``workers`` threads, so
-    that one caller's large document cannot take every connection while other callers (other
-    teams, on the web node) wait behind it.
+    The ``workers`` threads are shared fairly: the calls of one ``get_many`` may have at most an
+    equal share of them in flight (all of them when it is alone, half when another is running...),
+    re-weighed as callers come and go, so that one caller's large document cannot take every
+    connection while other callers (other teams, on the web node) wait behind it.
     """
 
-    def __init__(
-        self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 32, fanout: int = 8
-    ) -> None:
+    def __init__(self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 32) -> None:
         self._client = client
         self._batch = batch
         self._first_batch = threading.Lock()
         self._metrics = metrics or Metrics()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws")
-        self._fanout = fanout
+        self._workers = workers
+        self._share = threading.Condition()
+        self._callers = 0  # get_many calls fanning out now
 
     def get(self, path: str) -> Any | None:
         try:
@@ -189,16 +190,32 @@ class SecretsManagerBackend:
         return answers
 
     def _map(self, call: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """``call`` on every item on the pool, at most ``fanout`` at a time, results in order."""
+        """``call`` on every item on the pool, within this caller's share of it; results in order."""
         if len(items) == 1:
             return [call(items[0])]
-        gate = threading.BoundedSemaphore(self._fanout)
+        in_flight = [0]
+
+        def done(_: object) -> None:
+            with self._share:
+                in_flight[0] -= 1
+                self._share.notify_all()
+
         futures = []
-        for item in items:
-            gate.acquire()
-            future = self._pool.submit(call, item)
-            future.add_done_callback(lambda _: gate.release())
-            futures.append(future)
+        with self._share:
+            self._callers += 1
+        try:
+            for item in items:
+                with self._share:
+                    while in_flight[0] >= max(1, self._workers // self._callers):
+                        self._share.wait()
+                    in_flight[0] += 1
+                future = self._pool.submit(call, item)
+                future.add_done_callback(done)
+                futures.append(future)
+        finally:
+            with self._share:
+                self._callers -= 1
+                self._share.notify_all()
         return [future.result() for future in futures]
 
     def health(self) -> dict[str, Any]:

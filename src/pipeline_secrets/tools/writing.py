@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import BinaryIO
 
-from . import vars as vars_
-from .errors import LookupFailed, PipelineSecretsError, VarNameError, VarSyntaxError
-from .manager import Manager
+from ..errors import LookupFailed, PipelineSecretsError, VarNameError, VarSyntaxError
+from ..manager import Manager
+from ..pure import vars as vars_
 from .policy import WRITE_ACTIONS, exact_arn
 
 MAX_SECRET_BYTES = 65536  # Secrets Manager's limit for a SecretString

@@ -1,5 +1,4 @@
-"""``pipeline-secrets web``: the click command. Registered by ``cli.py`` (which must be imported
-first: this module reuses its AWS flags and error handling)."""
+"""``pipeline-secrets web``: the click command of the web node (the node itself is ``web``)."""
 
 from __future__ import annotations
 
@@ -11,9 +10,9 @@ from typing import Any
 
 import click
 
-from ..cli import _aws_options, _handle_errors, _open_manager
+from ..config.settings import duration_seconds
 from ..errors import ConfigError
-from ..settings import duration_seconds
+from .options import aws_options, handle_errors, open_manager
 
 # The web stack (starlette, uvicorn, bcrypt) is imported when `web` runs, not with the CLI: every
 # other command would pay ~50 ms for it.
@@ -22,7 +21,7 @@ ADD_LOCAL_USER_ENV = "CONCOURSE_ADD_LOCAL_USER"
 MAIN_TEAM_LOCAL_USER_ENV = "CONCOURSE_MAIN_TEAM_LOCAL_USER"
 
 
-def _listed(given: tuple[str, ...], env: str) -> list[str]:
+def listed(given: tuple[str, ...], env: str) -> list[str]:
     """A repeatable flag's values, else its variable's comma-separated list (flags win)."""
     if given:
         return list(given)
@@ -97,9 +96,9 @@ def _listed(given: tuple[str, ...], env: str) -> list[str]:
               help="Trust X-Forwarded-For from these proxy addresses (comma-separated, or *), for the client "
                    "address that login throttling uses (connection caps count the connection's own peer) "
                    "[env: FORWARDED_ALLOW_IPS; default: trust none].")
-@_aws_options
+@aws_options
 @click.pass_context
-@_handle_errors
+@handle_errors
 def web(
     ctx: click.Context, bind_ip: str | None, bind_port: int, tls_bind_port: int | None, tls_cert: Path | None,
     tls_key: Path | None, local_users: tuple[str, ...], main_users: tuple[str, ...], teams_file: Path | None,
@@ -130,11 +129,11 @@ def web(
       pipeline-secrets web --aws-secretsmanager-region eu-west-1 \\
           --add-local-user admin:"$ADMIN_PASSWORD" --main-team-local-user admin --teams-file teams.yml
     """
-    from . import devmode, logs
-    from .app import WebLimits, create_app
-    from .auth import Authenticator, hash_users, parse_local_user
-    from .server import ConnectionLimits, Listener, bind, raise_file_limit, serve
-    from .teams import MAIN_TEAM, build_teams, load_teams_file
+    from ..web import devmode, logs
+    from ..web.app import WebLimits, create_app
+    from ..web.auth import Authenticator, hash_users, parse_local_user
+    from ..web.server import ConnectionLimits, Listener, bind, raise_file_limit, serve
+    from ..web.teams import MAIN_TEAM, build_teams, load_teams_file
 
     dev = bool(options["dev"])
     token_seconds = duration_seconds(token_duration, "--token-duration", positive=True)
@@ -159,8 +158,8 @@ def web(
     )
     tls = _tls(tls_bind_port, tls_cert, tls_key)
 
-    specs = [parse_local_user(spec, "--add-local-user") for spec in _listed(local_users, ADD_LOCAL_USER_ENV)]
-    admins = _listed(main_users, MAIN_TEAM_LOCAL_USER_ENV)
+    specs = [parse_local_user(spec, "--add-local-user") for spec in listed(local_users, ADD_LOCAL_USER_ENV)]
+    admins = listed(main_users, MAIN_TEAM_LOCAL_USER_ENV)
     password = None
     if dev:
         if devmode.DEMO_USER in {user for user, _ in specs}:
@@ -179,7 +178,7 @@ def web(
         ctx.call_on_close(listener.sock.close)
 
     dev_secrets = options.get("dev_secrets")
-    manager = _open_manager(ctx, options)
+    manager = open_manager(ctx, options)
     # From here on, logs are JSON lines; everything before is validation, which exits 2 on error.
     logs.configure()
     if manager.settings.rules.ambiguous():
@@ -202,7 +201,7 @@ def web(
 
 
 def _tls(port: int | None, cert: Path | None, key: Path | None) -> tuple[int, Path, Path] | None:
-    from .server import check_tls
+    from ..web.server import check_tls
 
     if port is None and cert is None and key is None:
         return None

@@ -30,7 +30,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from .errors import DocumentError, LimitError
+from ..errors import DocumentError, LimitError
 from .limits import (
     DEFAULT_LIMITS,
     MAX_BYTES_FLAG,

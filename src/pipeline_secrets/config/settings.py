@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .durations import to_seconds
-from .errors import ConfigError
-from .limits import (
+from ..errors import ConfigError
+from ..pure.limits import (
     DEFAULT_LIMITS,
     MAX_BYTES_FLAG,
     MAX_DEPTH_FLAG,
@@ -25,7 +24,8 @@ from .limits import (
     MAX_VARS_FLAG,
     DocumentLimits,
 )
-from .templates import LookupRules, SecretTemplate
+from ..pure.templates import LookupRules, SecretTemplate
+from .durations import to_seconds
 
 
 @dataclass(frozen=True)

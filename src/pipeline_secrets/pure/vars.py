@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
-from pipeline_secrets.limits import MAX_EXPANDED_BYTES_FLAG, MAX_NODES_FLAG, MAX_SECONDS_FLAG, DocumentLimits
+from ..errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
+from .limits import MAX_EXPANDED_BYTES_FLAG, MAX_NODES_FLAG, MAX_SECONDS_FLAG, DocumentLimits
 
 __all__ = [
     "VarRef",

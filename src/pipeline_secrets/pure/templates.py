@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import ScopeNameError, VarNameError
+from ..errors import ScopeNameError, VarNameError
 from .ownership import foreign_reading
 
 FIELDS = ("Team", "Pipeline", "Secret")

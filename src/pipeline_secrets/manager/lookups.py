@@ -1,25 +1,24 @@
-"""The public library API: settings -> AWS backend -> retry -> cache -> single-flight -> lookup
-rules -> vars."""
+"""The lookup rules over the reader stack: candidate paths in rounds, remembered positions, budgets,
+the hot path; the public ``Manager``."""
 
 from __future__ import annotations
 
 import copy
 import functools
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import vars as vars_
-from .backend import SecretReader, SecretsManagerBackend, make_client
-from .errors import ConfigError, LimitError, LookupFailed, PipelineSecretsError, UndefinedVarsError, VarNameError
-from .limits import MAX_VARS_FLAG
-from .metrics import Metrics
-from .resilience import CacheStore, CachingReader, Entry, MemoryStore, RetryingReader, SingleFlightReader
-from .settings import Settings, resolve_settings
-from .templates import check_scope
+from ..aws import SecretReader, SecretsManagerBackend
+from ..config import Settings
+from ..errors import ConfigError, LimitError, LookupFailed, PipelineSecretsError, UndefinedVarsError, VarNameError
+from ..metrics import Metrics
+from ..pure import vars as vars_
+from ..pure.limits import MAX_VARS_FLAG
+from ..pure.templates import check_scope
+from ..resilience import Entry
+from .stacks import ReaderStacks, TeamReaders
 
 
 @dataclass(frozen=True)
@@ -66,61 +65,6 @@ class _Reads:
             raise LimitError(
                 f"this lookup needs more than {self.limit:,} secret reads from AWS (--max-secret-reads)"
             )
-
-
-@dataclass(frozen=True)
-class _TeamReaders:
-    """One team's view of the reader stack: its own cache partition and single-flight."""
-
-    reader: SecretReader
-    cache: CachingReader | None
-    positions: CacheStore | None
-
-
-class ReaderStacks:
-    """The reader stack, shared by all teams where it holds no answers (backend, retry) and one
-    per team where it does: each team's cached answers and remembered positions live in that
-    team's partition of one store, so a team that floods the cache evicts its own entries, never
-    another team's (see ``MemoryStore``)."""
-
-    MAX_TEAMS = 4096  # views kept; a view is cheap to make again, its entries stay in the store
-
-    def __init__(self, settings: Settings, retrying: SecretReader, metrics: Metrics) -> None:
-        self._settings = settings
-        self._retrying = retrying
-        self._metrics = metrics
-        self._store = self._positions = None
-        if settings.cache_enabled:
-            self._store = MemoryStore(settings.cache_purge_interval, settings.cache_max_entries)
-            if settings.cache_duration > 0 and settings.cache_duration_notfound > 0:
-                self._positions = MemoryStore(settings.cache_purge_interval, settings.cache_max_entries)
-        self._teams: OrderedDict[str, _TeamReaders] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def for_team(self, team: str) -> _TeamReaders:
-        with self._lock:
-            readers = self._teams.get(team)
-            if readers is None:
-                readers = self._teams[team] = self._build(team)
-                if len(self._teams) > self.MAX_TEAMS:
-                    self._teams.popitem(last=False)
-            else:
-                self._teams.move_to_end(team)
-            return readers
-
-    def _build(self, team: str) -> _TeamReaders:
-        settings = self._settings
-        cache = None
-        reader: SecretReader = self._retrying
-        if self._store is not None:
-            cache = CachingReader(
-                self._retrying, self._store.partition(team),
-                found_ttl=settings.cache_duration, notfound_ttl=settings.cache_duration_notfound,
-                stale_if_error=settings.cache_stale_if_error, metrics=self._metrics,
-            )
-            reader = cache
-        positions = self._positions.partition(team) if self._positions is not None else None
-        return _TeamReaders(SingleFlightReader(reader), cache, positions)
 
 
 class Manager:
@@ -320,7 +264,7 @@ class Manager:
                 return entry.value
         return None
 
-    def _read(self, readers: _TeamReaders, paths: list[str], reads: _Reads) -> dict[str, Any]:
+    def _read(self, readers: TeamReaders, paths: list[str], reads: _Reads) -> dict[str, Any]:
         """Fresh cache entries straight away; everything else down the reader stack at once."""
         answers: dict[str, Any] = {}
         if readers.cache is not None:
@@ -340,7 +284,7 @@ class Manager:
     # (not at all when either cache duration is 0: that operator wants new secrets seen at once).
 
     def _remembered_position(
-        self, readers: _TeamReaders, name: str, pipeline: str | None, candidates: list[tuple[str, str]],
+        self, readers: TeamReaders, name: str, pipeline: str | None, candidates: list[tuple[str, str]],
         trace: Trace | None,
     ) -> int:
         if readers.positions is None:
@@ -353,7 +297,7 @@ class Manager:
                 trace(level, path, "not found (remembered from an earlier lookup)")
         return int(entry.value)
 
-    def _remember_position(self, readers: _TeamReaders, name: str, pipeline: str | None, position: int) -> None:
+    def _remember_position(self, readers: TeamReaders, name: str, pipeline: str | None, position: int) -> None:
         if readers.positions is not None:
             until = time.time() + self.settings.cache_duration
             readers.positions.put(_position_key(name, pipeline), Entry(True, position, until, until))
@@ -367,29 +311,3 @@ def _outcome(answer: Any) -> str:
     if isinstance(answer, LookupFailed):
         return f"error: {answer}"
     return "not found" if answer is None else "found"
-
-
-def build_manager(settings: Settings) -> Manager:
-    """Assemble the reader stack for ``settings``, per team:
-    ``SingleFlightReader(CachingReader(RetryingReader(SecretsManagerBackend)))``.
-
-    Single-flight sits outside the cache, so a caller that arrives just after a fetch finds the
-    cache filled rather than starting a second call for the same path.
-    """
-    metrics = Metrics()
-    backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=metrics)
-    retrying = RetryingReader(
-        backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
-        deadline=settings.lookup_timeout, metrics=metrics,
-    )
-    return Manager(settings, backend, ReaderStacks(settings, retrying, metrics), uncached=retrying, metrics=metrics)
-
-
-def connect(
-    *, environ: Mapping[str, str] | None = None, endpoint_url: str | None = None, **options: Any
-) -> Manager:
-    """A ``Manager`` configured by keyword options named like the flags (``region``,
-    ``cache_duration``...); unset options fall back to the ``CONCOURSE_*`` environment variables,
-    then to the defaults. ``endpoint_url`` is for emulators; AWS users leave it to the SDK's
-    ``AWS_ENDPOINT_URL*`` variables. Raises ``ConfigError`` for invalid options."""
-    return build_manager(resolve_settings(options, environ, endpoint_url=endpoint_url))

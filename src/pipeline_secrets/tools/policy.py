@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import HEALTH_CHECK_SECRET
-from .errors import ConfigError, ScopeNameError
-from .templates import LookupRules, SecretTemplate, check_scope
+from ..aws import HEALTH_CHECK_SECRET
+from ..errors import ConfigError, ScopeNameError
+from ..pure.templates import LookupRules, SecretTemplate, check_scope
 
 ARN_PREFIX = "arn:aws:secretsmanager:*:*:secret:"
 RANDOM_SUFFIX = "-??????"

@@ -1,0 +1,78 @@
+"""The lookup commands: ``lookup``, ``interpolate`` and ``health``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..pure.documents import dump_document, load_document
+from .options import aws_options, handle_errors, open_manager, read_text, scope_options
+
+
+@click.command()
+@click.argument("var")
+@scope_options
+@click.option("--explain", is_flag=True, help="Write each path tried and its outcome to stderr (never the value).")
+@aws_options
+@click.pass_context
+@handle_errors
+def lookup(ctx: click.Context, var: str, team: str, pipeline: str | None, explain: bool, **options: Any) -> None:
+    """Print the value of VAR, the text inside ((..)), e.g. 'creds.user'.
+
+    A string prints as it is, any other value as JSON.
+
+    \b
+    Example:
+      pipeline-secrets lookup creds.user --team main --pipeline deploy --aws-secretsmanager-region eu-west-1
+    """
+    manager = open_manager(ctx, options)
+
+    def trace(level: str, path: str, outcome: str) -> None:
+        click.echo(f"{level:<8} {path}  {outcome}", err=True)
+
+    value = manager.lookup(var, team=team, pipeline=pipeline, trace=trace if explain else None)
+    click.echo(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+
+
+@click.command()
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
+@scope_options
+@click.option("--allow-missing", is_flag=True, help="Leave undefined vars as written instead of failing.")
+@aws_options
+@click.pass_context
+@handle_errors
+def interpolate(
+    ctx: click.Context, file: Path, team: str, pipeline: str | None, allow_missing: bool, **options: Any
+) -> None:
+    """Print the YAML document FILE ('-' for stdin) with every ((var)) resolved.
+
+    \b
+    Example:
+      pipeline-secrets interpolate pipeline.yml --team main --pipeline deploy
+    """
+    manager = open_manager(ctx, options)
+    limits = manager.settings.limits
+    document = load_document(read_text(file, limits.max_bytes), limits)
+    result = manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
+    click.echo(dump_document(result, limits), nl=False)
+
+
+@click.command()
+@aws_options
+@click.pass_context
+@handle_errors
+def health(ctx: click.Context, **options: Any) -> None:
+    """Read the health-check secret and print the result as JSON; exit 0 when UP.
+
+    \b
+    Example:
+      pipeline-secrets health --aws-secretsmanager-region eu-west-1
+    """
+    result = open_manager(ctx, options).health()
+    click.echo(json.dumps(result, sort_keys=True))
+    if "error" in result:
+        sys.exit(1)
