@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 from hypothesis import given, strategies as st
 
-from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
+from pipeline_secrets.errors import FieldError, LimitError, UndefinedVarsError, VarSourceError, VarSyntaxError
 from pipeline_secrets.pure.limits import DocumentLimits
 from pipeline_secrets.pure.vars import (
     VarRef,
@@ -51,8 +51,6 @@ class CountingSecrets(Mapping[str, object]):
         ("vault:a:b.c", "vault", "a:b", ("c",)),
         ('"my:path"."field.1"', None, "my:path", ("field.1",)),
         (":hello", None, "hello", ()),
-        ("hello . world", None, "hello", ("world",)),
-        ('" hello ".world', None, " hello ", ("world",)),
         ('a"b"c', None, "abc", ()),
         ("team/pipe-line_1/@key.f", None, "team/pipe-line_1/@key", ("f",)),
         ("pässwörd.schlüssel", None, "pässwörd", ("schlüssel",)),
@@ -77,7 +75,6 @@ def test_parse_var(raw: str, source: str | None, path: str, fields: tuple[str, .
         ("a..b", "empty field"),
         ("a.", "empty field"),
         (".a", "empty field"),
-        ("a. .b", "empty field"),
     ],
 )
 def test_parse_var_errors(raw: str, reason: str) -> None:
@@ -86,7 +83,8 @@ def test_parse_var_errors(raw: str, reason: str) -> None:
     assert str(caught.value) == f"invalid var '{raw}': {reason}"
 
 
-@pytest.mark.parametrize("raw", [" foo", "foo ", "foo bar!", "a(b", "a)b", "a\tb", "a\nb"])
+@pytest.mark.parametrize("raw", [" foo", "foo ", "foo bar!", "a(b", "a)b", "a\tb", "a\nb", "a. .b", "hello . world",
+                                 '" hello ".world', "count - 1", "x٣"])
 def test_parse_var_rejects_what_find_vars_would_not_find(raw: str) -> None:
     with pytest.raises(VarSyntaxError, match=r"^invalid var '"):
         parse_var(raw)
@@ -116,9 +114,22 @@ def test_find_vars_nested_parentheses() -> None:
     assert interpolate_text("(((a)))", {"a": "v"}) == "(v)"
 
 
-def test_find_vars_inner_spaces_and_unicode() -> None:
-    assert find_vars('(("a b" . c))') == [VarRef(raw='"a b" . c', source=None, path="a b", fields=("c",))]
-    assert [ref.path for ref in find_vars("((pässwörd)) ((ключ))")] == ["pässwörd", "ключ"]
+def test_find_vars_unicode_letters_but_no_spaces_nor_other_unicode() -> None:
+    # Concourse's class: ASCII word characters and Unicode letters (Go's \w\pL), nothing else.
+    assert find_vars('(("a b" . c))') == []
+    assert [ref.path for ref in find_vars("((pässwörd)) ((ключ)) ((密码))")] == ["pässwörd", "ключ", "密码"]
+    assert find_vars("((x٣)) ((a²)) ((b½))") == []  # a non-ASCII digit, superscript, fraction: not letters
+
+
+@pytest.mark.parametrize("text", [
+    "i=$((count - 1))", "echo $(( i + 1 ))", "x=$((a*b))", "(( foo ))", "((a+b))", "((a,b))",
+    "if (( $# > 0 )); then", "((x==1))", "$((16#ff))",
+])
+def test_shell_arithmetic_and_look_alikes_are_no_placeholders(text: str) -> None:
+    assert find_vars(text) == []
+    document = {text: [text, {"k": text}]}
+    assert interpolate(document, {}) == document
+    assert collect_vars(document) == []
 
 
 def test_find_vars_raises_on_bad_var() -> None:
@@ -197,14 +208,28 @@ def test_placeholder_in_longer_string_becomes_text(value: object, text: str) -> 
 @pytest.mark.parametrize(("value", "kind"), [(None, "null"), ({"a": 1}, "map"), ([1], "list")])
 def test_non_primitive_in_longer_string_fails(value: object, kind: str) -> None:
     with pytest.raises(FieldError) as caught:
-        interpolate({"k": "x ((v:s.f))"}, {"s": {"f": value}})
+        interpolate({"k": "x ((v:s.f))"}, {}, sourced={"v": {"s": {"f": value}}})
     assert str(caught.value) == f"cannot interpolate non-primitive value ({kind}) from var: v:s.f"
 
 
 def test_fields_and_sources() -> None:
     secrets = {"db": {"user": "admin", "port": 5432}}
+    sourced = {"vault": {"db": {"port": 6543}}}
     document = {"url": "pg://((db.user))@h:((vault:db.port))", "port": "((db.port))"}
-    assert interpolate(document, secrets) == {"url": "pg://admin@h:5432", "port": 5432}
+    assert interpolate(document, secrets, sourced=sourced) == {"url": "pg://admin@h:6543", "port": 5432}
+
+
+def test_a_source_not_declared_is_an_error_even_with_allow_missing() -> None:
+    for allow_missing in (False, True):
+        with pytest.raises(VarSourceError, match=r"^missing source 'vault' in var: vault:db.port$"):
+            interpolate(["((vault:db.port))"], {"db": 1}, allow_missing=allow_missing)
+
+
+def test_build_local_vars_are_left_as_written_and_never_read() -> None:
+    secrets = CountingSecrets({"x": "cluster"})
+    document = {"((.:x))": ["((.:x))", "a-((.:x.f))-((x))"]}
+    assert interpolate(document, secrets) == {"((.:x))": ["((.:x))", "a-((.:x.f))-cluster"]}
+    assert secrets.reads == ["x"]
 
 
 def test_field_error_from_document() -> None:
@@ -234,7 +259,11 @@ def test_whole_placeholder_key_keeps_primitive_type(value: object, key: object) 
     assert type(next(iter(result))) is type(key)
 
 
-@pytest.mark.parametrize(("value", "kind"), [(None, "null"), ({"a": 1}, "map"), ([1], "list")])
+def test_a_null_value_as_a_whole_key_is_a_null_key() -> None:
+    assert interpolate({"((v))": 1, "k": 2}, {"v": None}) == {None: 1, "k": 2}
+
+
+@pytest.mark.parametrize(("value", "kind"), [({"a": 1}, "map"), ([1], "list")])
 def test_non_primitive_key_fails(value: object, kind: str) -> None:
     with pytest.raises(FieldError) as caught:
         interpolate({"((v))": 1}, {"v": value})
@@ -260,12 +289,21 @@ def test_duplicate_keys_fail(document: dict, secrets: dict, message: str) -> Non
 # --- interpolate: undefined vars ----------------------------------------------------------
 
 
-def test_undefined_vars_listed_sorted_unique_by_path() -> None:
-    document = {"((zeta))": ["((alpha.f))", "x ((vault:alpha))", "((mid))", "((ok))"]}
+def test_undefined_vars_listed_as_concourse_prints_them_sorted_unique() -> None:
+    document = {"((zeta))": ["((alpha.f))", "x ((vault:alpha))", "((mid))", "((ok))", "((zeta))",
+                             '(("a.b".c))', "((team/x))"]}
     with pytest.raises(UndefinedVarsError) as caught:
-        interpolate(document, {"ok": 1})
-    assert str(caught.value) == "undefined vars: alpha, mid, zeta"
-    assert caught.value.names == ("alpha", "mid", "zeta")
+        interpolate(document, {"ok": 1}, sourced={"vault": {}})
+    assert str(caught.value) == 'undefined vars: "a.b".c, "team/x", alpha.f, mid, vault:alpha, zeta'
+    assert caught.value.names == ('"a.b".c', '"team/x"', "alpha.f", "mid", "vault:alpha", "zeta")
+
+
+@pytest.mark.parametrize(("raw", "printed"), [
+    ("a", "a"), ("a.b", "a.b"), ('"a.b".c', '"a.b".c'), ("src:a/b.c", 'src:"a/b".c'), ('"a:b"', '"a:b"'),
+    ("ключ", "ключ"),
+])
+def test_vars_are_printed_as_concourse_prints_them(raw: str, printed: str) -> None:
+    assert str(parse_var(raw)) == printed
 
 
 def test_allow_missing_leaves_undefined_vars_as_written() -> None:
@@ -273,7 +311,7 @@ def test_allow_missing_leaves_undefined_vars_as_written() -> None:
         "((gone))": "((gone.f))",
         "k-((src:gone))": ["a ((gone)) b ((ok))", "((ok))"],
     }
-    result = interpolate(document, {"ok": 5}, allow_missing=True)
+    result = interpolate(document, {"ok": 5}, allow_missing=True, sourced={"src": {}})
     assert result == {"((gone))": "((gone.f))", "k-((src:gone))": ["a ((gone)) b 5", 5]}
 
 
@@ -296,7 +334,7 @@ def test_interpolate_text() -> None:
 def test_each_path_is_read_once() -> None:
     secrets = CountingSecrets({"s": {"a": "1", "b": "2"}, "t": "T"})
     document = {"((t))": ["((s.a))", "((s.b)) ((s.a))", {"x": "((vault:s.a))"}], "y": "((t))"}
-    interpolate(document, secrets)
+    interpolate(document, secrets, sourced={"vault": {"s": {"a": "v"}}})
     assert sorted(secrets.reads) == ["s", "t"]
 
 
@@ -377,14 +415,13 @@ def test_documents_without_vars_come_back_equal(document: object) -> None:
     assert document == before
 
 
-_name_chars = st.characters(categories=("L", "Nd"), include_characters="_-/@")
-_segments = st.text(_name_chars | st.sampled_from(".: "), min_size=1, max_size=8).filter(
-    lambda s: s.strip(" ")
-)
+# What Concourse's placeholder class admits: Unicode letters, ASCII digits, _ - / @ (and . : quoted).
+_name_chars = st.characters(categories=("L",), include_characters="0123456789_-/@")
+_segments = st.text(_name_chars | st.sampled_from(".:"), min_size=1, max_size=8)
 
 
 def _written(segment: str) -> str:
-    needs_quotes = "." in segment or ":" in segment or segment != segment.strip(" ")
+    needs_quotes = "." in segment or ":" in segment
     return f'"{segment}"' if needs_quotes else segment
 
 
@@ -403,7 +440,7 @@ def test_parse_var_round_trip(source: str | None, path: str, fields: list[str]) 
 
 
 _names = st.text(
-    st.characters(categories=("L", "Nd"), include_characters="_-/"), min_size=1, max_size=6
+    st.characters(categories=("L",), include_characters="0123456789_-/"), min_size=1, max_size=6
 )
 # No parentheses, so joining text and placeholders never forms a placeholder by accident.
 _filler = st.text(st.characters(exclude_characters="()"), max_size=5)

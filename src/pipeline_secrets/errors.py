@@ -36,6 +36,19 @@ class VarSyntaxError(PipelineSecretsError):
     """A ``((var))`` that does not follow the grammar."""
 
 
+class VarSourceError(PipelineSecretsError):
+    """A ``((source:var))`` whose source the document does not declare in its ``var_sources``:
+    ``missing source 'src' in var: src:name``."""
+
+
+class VarSourceConfigError(VarSourceError):
+    """A ``var_sources`` declaration we cannot use: not a list of ``name``/``type``/``config``, a
+    type we do not support, a config key the type does not have, a source that would read outside
+    the pipeline's team without credentials of its own."""
+
+    exit_status = 2
+
+
 class VarNameError(PipelineSecretsError):
     """A var name that may not be looked up: outside Secrets Manager's name rules, or one that
     would reach another team's or another pipeline's secret."""

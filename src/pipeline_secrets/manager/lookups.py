@@ -105,7 +105,7 @@ class Manager:
             if result.error is not None:
                 raise result.error
             if not result.found:
-                raise UndefinedVarsError([ref.path])
+                raise UndefinedVarsError([str(ref)])
             value = result.value
         return copy.deepcopy(vars_.walk_fields(value, ref))
 

@@ -134,40 +134,48 @@ def check_size(size: int, limits: DocumentLimits) -> None:
 def dump_document(document: Any, limits: DocumentLimits | None = None) -> str:
     """YAML text in the document's own key order. With ``limits``, the text written (indentation
     included) may not pass ``max_expanded_bytes``: ``LimitError`` as soon as it would."""
-    out = _Output(limits)
-    try:
-        yaml.dump(document, out, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                  width=1 << 30)
-    except (UnicodeEncodeError, yaml.YAMLError) as exc:
-        raise DocumentError(f"the document cannot be written as YAML: {type(exc).__name__}") from None
-    return out.text()
+    return encode_document(document, limits).decode("utf-8")
 
 
 def dump_json_document(document: Any, limits: DocumentLimits | None = None) -> str:
     """JSON text (one line and a newline), within ``limits`` as ``dump_document``; NaN and the
     infinities are not JSON and are refused."""
+    return encode_document(document, limits, as_json=True).decode("utf-8")
+
+
+def encode_document(document: Any, limits: DocumentLimits | None = None, *, as_json: bool = False) -> bytes:
+    """``dump_document`` (or, ``as_json``, ``dump_json_document``) as UTF-8, built as UTF-8 from
+    the start: one byte per ASCII character while it is written, not four."""
     out = _Output(limits)
+    if as_json:
+        try:
+            for chunk in json.JSONEncoder(ensure_ascii=False, allow_nan=False).iterencode(document):
+                out.write(chunk)
+        except (ValueError, TypeError) as exc:
+            raise DocumentError(f"the document cannot be written as JSON: {exc}") from None
+        out.write("\n")
+        return out.bytes()
     try:
-        for chunk in json.JSONEncoder(ensure_ascii=False, allow_nan=False).iterencode(document):
-            out.write(chunk)
-    except (ValueError, TypeError) as exc:
-        raise DocumentError(f"the document cannot be written as JSON: {exc}") from None
-    out.write("\n")
-    return out.text()
+        yaml.dump(document, out, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                  width=1 << 30)
+    except (UnicodeEncodeError, yaml.YAMLError) as exc:
+        raise DocumentError(f"the document cannot be written as YAML: {type(exc).__name__}") from None
+    return out.bytes()
 
 
 class _Output:
-    """A text stream that counts what is written against the budget and the clock."""
+    """A text stream, kept as UTF-8, that counts what is written against the budget and the clock."""
 
     def __init__(self, limits: DocumentLimits | None) -> None:
-        self._parts: list[str] = []
+        self._data = bytearray()
         self._left = limits.max_expanded_bytes if limits else None
         self._limits = limits
         self._deadline = time.monotonic() + limits.max_seconds if limits else None
 
     def write(self, text: str) -> None:
+        data = text.encode("utf-8")
         if self._left is not None:
-            self._left -= len(text)
+            self._left -= len(data)
             if self._left < 0:
                 raise LimitError(
                     f"document too large after interpolation: its text would be more than "
@@ -175,10 +183,10 @@ class _Output:
                 )
             if time.monotonic() > self._deadline:  # type: ignore[operator]
                 raise LimitError(_time_message(self._limits))  # type: ignore[arg-type]
-        self._parts.append(text)
+        self._data += data
 
-    def text(self) -> str:
-        return "".join(self._parts)
+    def bytes(self) -> bytes:
+        return bytes(self._data)
 
 
 def has_lone_surrogates(value: Any) -> bool:

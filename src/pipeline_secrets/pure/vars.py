@@ -7,6 +7,12 @@ secret a document needs at once, between the phases::
     secrets = read_all({ref.path for ref in refs})    #    the caller's batched lookups
     output = interpolate(document, secrets)           # 2. substitute
 
+A placeholder is exactly what Concourse's interpolation finds (its ``vars`` package): ``((``, an
+optional ``source:``, a name of letters, digits and ``_ - / . : @ "``, ``))``. Nothing else is one:
+no spaces anywhere inside, so shell arithmetic (``$((count - 1))``) is left alone byte for byte.
+``((.:name))`` is a build-local var (set at run time): always left as written. Messages print a var
+as Concourse does (``Reference.String``): quotes only around segments that need them.
+
 Error messages name vars, fields and types, never a secret's value, so they are safe to log.
 """
 
@@ -18,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import FieldError, LimitError, UndefinedVarsError, VarSyntaxError
+from ..errors import FieldError, LimitError, UndefinedVarsError, VarSourceError, VarSyntaxError
 from .limits import MAX_EXPANDED_BYTES_FLAG, MAX_NODES_FLAG, MAX_SECONDS_FLAG, DocumentLimits
 
 __all__ = [
@@ -32,22 +38,14 @@ __all__ = [
     "walk_fields",
 ]
 
-# A placeholder is "((", a name, "))". A name is made of letters (Unicode, through \w), digits,
-# and _ - / . : @ " plus inner spaces. It may not start or end with a space, so "(( foo ))" is
-# plain text, as is anything with another character ("((foo bar!))", "(()"). The class has no
-# parentheses, so a match never runs past the first "))" and "(((a)))" holds the var "a".
-_VAR = re.compile(
-    r"""
-    \(\(
-    (?!\ )                 # no space right after ((
-    ( [\w/.:@"\ -]+ )      # the raw var: group 1
-    (?<!\ )                # no space right before ))
-    \)\)
-    """,
-    re.VERBOSE,
-)
-# The same name on its own, so that parse_var accepts exactly what find_vars can find.
-_NAME = re.compile(r'(?!\ )[\w/.:@"\ -]*(?<!\ )', re.VERBOSE)
+# Concourse's pattern: \(\((([-/\.\w\pL]+\:)?[-/\.:@"\w\pL]+)\)\). Go's \w is ASCII and \pL adds
+# Unicode letters; Python's \w is every Unicode letter and digit, so a match holding a non-ASCII
+# character that is not a letter (a non-ASCII digit, say) is no placeholder (``_concourse``). The
+# classes hold no parentheses, so a match never runs past the first "))": "(((a)))" holds "a".
+_INNER = r'(?:[-/.\w]+:)?[-/.:@"\w]+'
+_VAR = re.compile(r"\(\((" + _INNER + r")\)\)")
+_NAME = re.compile(_INNER)
+LOCAL_SOURCE = "."  # ((.:name)): a build-local var, set at run time by load_var
 
 _MISSING = object()
 # Longer vars are refused before they are parsed: a secret's name is at most 512 characters, and
@@ -60,13 +58,29 @@ class VarRef:
     """One parsed ``((var))``: ``((source:path.field.field))``."""
 
     raw: str
-    """The text between ``((`` and ``))``, as written: what messages call the var."""
+    """The text between ``((`` and ``))``, as written."""
     source: str | None
-    """The var source, or None. Accepted and ignored, as Concourse does with a single manager."""
+    """The var source (declared in the document's ``var_sources``), ``"."`` for a build-local var,
+    or None for the cluster-wide credential manager."""
     path: str
     """The secret's name, quotes removed: what gets looked up."""
     fields: tuple[str, ...]
     """Keys to walk into the secret's value, in order; may be empty."""
+
+    def __str__(self) -> str:
+        """The var as Concourse prints it: ``source:path.field``, segments quoted where needed."""
+        text = ".".join(_segment(part) for part in (self.path, *self.fields))
+        return f"{self.source}:{text}" if self.source else text
+
+    @property
+    def local(self) -> bool:
+        """A build-local var (``((.:name))``): set at run time, never looked up."""
+        return self.source == LOCAL_SOURCE
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        """What a lookup reads: (source, path)."""
+        return (self.source, self.path)
 
 
 def parse_var(raw: str) -> VarRef:
@@ -76,10 +90,12 @@ def parse_var(raw: str) -> VarRef:
     fields. Double quotes protect ``.`` and ``:`` and are then dropped; spaces around a segment
     are trimmed, those inside quotes are kept.
     """
+    if not raw:
+        raise _syntax(raw, "empty field")
     if len(raw) > MAX_VAR_LENGTH:
         raise VarSyntaxError(f"invalid var '{raw[:64]}...': longer than {MAX_VAR_LENGTH} characters")
-    if not _NAME.fullmatch(raw):
-        raise _syntax(raw, 'only letters, digits, inner spaces and _ - / . : @ " are allowed')
+    if not _NAME.fullmatch(raw) or not _concourse(raw):
+        raise _syntax(raw, 'only letters, digits and _ - / . : @ " are allowed (no spaces)')
     if raw.count('"') % 2:
         raise _syntax(raw, "unterminated quote")
 
@@ -103,12 +119,34 @@ def parse_var(raw: str) -> VarRef:
 
 def placeholders(text: str) -> list[str]:
     """The raw text of every placeholder in ``text``, unparsed (cheap: for budgets)."""
-    return _VAR.findall(text)
+    return [match[1] for match in _matches(text)]
 
 
 def find_vars(text: str) -> list[VarRef]:
     """Every placeholder in one string, in order, repeats included."""
-    return [parse_var(match[1]) for match in _VAR.finditer(text)]
+    return [parse_var(match[1]) for match in _matches(text)]
+
+
+def _matches(text: str) -> list[re.Match[str]]:
+    """The placeholders of ``text``, as Concourse's regex finds them (see ``_VAR``). A match this
+    drops cannot hide one that Go would find inside it: it holds no "((", so none starts there."""
+    return [match for match in _VAR.finditer(text) if _concourse(match[1])]
+
+
+def _whole(text: str) -> re.Match[str] | None:
+    """The match when ``text`` is exactly one placeholder."""
+    match = _VAR.fullmatch(text)
+    return match if match is not None and _concourse(match[1]) else None
+
+
+def _concourse(raw: str) -> bool:
+    """True unless ``raw`` holds a non-ASCII character that is not a letter (outside Go's word class)."""
+    return raw.isascii() or all(c.isascii() or c.isalpha() for c in raw)
+
+
+def _segment(part: str) -> str:
+    """A segment as Concourse's refSegmentString prints it (Go's %q: a quoted string)."""
+    return json.dumps(part, ensure_ascii=False) if any(c in part for c in ",.:/ ") else part
 
 
 def collect_vars(document: object) -> list[VarRef]:
@@ -127,10 +165,10 @@ def walk_fields(value: object, ref: VarRef) -> object:
         if not isinstance(value, Mapping):
             raise FieldError(
                 f"cannot access field '{field}' of non-map value ('{_type_name(value)}') "
-                f"from var: {ref.raw}"
+                f"from var: {ref}"
             )
         if field not in value:
-            raise FieldError(f"missing field '{field}' in var: {ref.raw}")
+            raise FieldError(f"missing field '{field}' in var: {ref}")
         value = value[field]
     return value
 
@@ -141,18 +179,21 @@ def interpolate(
     *,
     allow_missing: bool = False,
     limits: DocumentLimits | None = None,
+    sourced: Mapping[str, Mapping[str, object]] | None = None,
 ) -> object:
     """A new document with every ``((var))`` replaced, in keys and values at any depth.
 
-    ``secrets`` maps a var's path to the secret's decoded value; a path it lacks is undefined,
-    which is an error unless ``allow_missing``, in which case the var stays as written. The
+    ``secrets`` maps a var's path to the secret's decoded value, ``sourced`` a declared var
+    source's name to such a mapping (``((source:path))``); a path they lack is undefined, which
+    is an error unless ``allow_missing``, in which case the var stays as written. Build-local vars
+    (``((.:name))``) always stay as written. The
     input is never modified, and no container of the output is shared with the input, the
     secrets or another place of the output. With ``limits``, the output may not pass
     ``max_expanded_bytes`` of text (every string, and each value put in whole), ``max_nodes``
     values (those of each value put in whole included) nor ``max_seconds``: ``LimitError`` as
     soon as it would, before the output is built (a 64 KB secret placed 100,000 times).
     """
-    values = _resolve(collect_vars(document), secrets, allow_missing)
+    values = _resolve(collect_vars(document), secrets, allow_missing, sourced)
     return _Substitution(values, limits).node(document)
 
 
@@ -163,7 +204,7 @@ def interpolate_text(
     whatever its type; otherwise the result is a string.
     """
     refs = list({ref.raw: ref for ref in find_vars(text)}.values())
-    return _Substitution(_resolve(refs, secrets, allow_missing), None).text(text)
+    return _Substitution(_resolve(refs, secrets, allow_missing, None), None).text(text)
 
 
 def _syntax(raw: str, reason: str) -> VarSyntaxError:
@@ -194,7 +235,7 @@ def _split_unquoted(text: str, separator: str) -> list[str]:
 
 def _collect(node: object, found: dict[str, VarRef]) -> None:
     if isinstance(node, str):
-        for match in _VAR.finditer(node):
+        for match in _matches(node):
             if match[1] not in found:
                 found[match[1]] = parse_var(match[1])
     elif isinstance(node, Mapping):
@@ -207,18 +248,30 @@ def _collect(node: object, found: dict[str, VarRef]) -> None:
 
 
 def _resolve(
-    refs: list[VarRef], secrets: Mapping[str, object], allow_missing: bool
+    refs: list[VarRef], secrets: Mapping[str, object], allow_missing: bool,
+    sourced: Mapping[str, Mapping[str, object]] | None,
 ) -> dict[str, object]:
-    """Map each defined var's raw text to its value, fields applied; reads each path once."""
-    by_path = {path: secrets.get(path, _MISSING) for path in dict.fromkeys(r.path for r in refs)}
-    undefined = [path for path, value in by_path.items() if value is _MISSING]
+    """Map each defined var's raw text to its value, fields applied. Build-local vars stay as
+    written; a source the caller was not given is an error (it is not declared)."""
+    found: list[tuple[VarRef, object]] = []
+    undefined = []
+    read: dict[tuple[str | None, str], object] = {}  # each path of each source is read once
+    for ref in refs:
+        if ref.local:
+            continue
+        table = secrets if ref.source is None else (sourced or {}).get(ref.source)
+        if table is None:
+            raise VarSourceError(f"missing source '{ref.source}' in var: {ref}")
+        if ref.key not in read:
+            read[ref.key] = table.get(ref.path, _MISSING)
+        value = read[ref.key]
+        if value is _MISSING:
+            undefined.append(str(ref))
+        else:
+            found.append((ref, value))
     if undefined and not allow_missing:
         raise UndefinedVarsError(undefined)
-    return {
-        ref.raw: walk_fields(by_path[ref.path], ref)
-        for ref in refs
-        if by_path[ref.path] is not _MISSING
-    }
+    return {ref.raw: walk_fields(value, ref) for ref, value in found}
 
 
 class _Substitution:
@@ -243,7 +296,7 @@ class _Substitution:
         return node
 
     def text(self, text: str) -> object:
-        whole = _VAR.fullmatch(text)
+        whole = _whole(text)
         if whole:
             value = self.values.get(whole[1], _MISSING)
             if value is _MISSING:
@@ -256,7 +309,7 @@ class _Substitution:
             return text
 
         def replace(match: re.Match[str]) -> str:
-            value = self.values.get(match[1], _MISSING)
+            value = self.values.get(match[1], _MISSING) if _concourse(match[1]) else _MISSING
             piece = match[0] if value is _MISSING else _as_text(value, match[1])
             self.spend(len(piece), 0)
             return piece
@@ -283,10 +336,10 @@ class _Substitution:
     def key(self, key: object) -> object:
         if not isinstance(key, str):
             return key
-        whole = _VAR.fullmatch(key)
+        whole = _whole(key)
         if whole and whole[1] in self.values:
             value = self.values[whole[1]]
-            if not isinstance(value, (str, int, float, bool)):
+            if value is not None and not isinstance(value, (str, int, float, bool)):  # null: a null key
                 raise _non_primitive(value, whole[1])
             self.spend(*self.cost(whole[1], value))
             return value
@@ -343,7 +396,7 @@ def _cost(value: object) -> tuple[int, int]:
 def _defined_var(key: object, values: dict[str, object]) -> str | None:
     """The first var of a key that has a value, if any."""
     if isinstance(key, str):
-        for match in _VAR.finditer(key):
+        for match in _matches(key):
             if match[1] in values:
                 return match[1]
     return None

@@ -40,7 +40,7 @@ from ..errors import (
     VarSyntaxError,
 )
 from ..manager import Manager
-from ..pure.documents import check_size, dump_document, dump_json_document, load_document, load_json_document
+from ..pure.documents import check_size, encode_document, load_document, load_json_document
 from ..pure.limits import DocumentLimits
 from .admission import AuthQueue, LoginThrottle, Overloaded, Slots, TeamGates
 from .auth import Authenticator
@@ -257,7 +257,7 @@ class WebNode:
             def work() -> bytes:
                 document = _load(body, as_json, limits)
                 result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
-                return (dump_json_document(result, limits) if as_json else dump_document(result, limits)).encode()
+                return encode_document(result, limits, as_json=as_json)
 
             data = await self._aws(work)
         except BaseException:
