@@ -20,6 +20,7 @@ from conftest import ACCESS_KEY, REGION, SECRET_KEY, SEED_POLICY, get_calls, rea
 from ops_support import AWS_FLAGS, Cli, assert_fails_cleanly as fails_cleanly
 
 from pipeline_secrets.dev import default_secrets_file, example_pipeline_file
+from pipeline_secrets.pure.vars import find_vars
 
 TEAM, PIPELINE = "main", "deploy"
 PIPELINE_PATH = "/concourse/main/deploy/{}"
@@ -729,13 +730,15 @@ def test_script_dev_interpolates_the_shipped_example_pipeline():
     result = _run_script("interpolate", "--dev", "--team", "main", "--pipeline", "hello", str(example_pipeline_file()))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert "((" not in result.stdout
+    assert find_vars(result.stdout) == []  # every placeholder resolved; the shell arithmetic stays
+    assert "($((REPLICAS - 1)) spare)" in result.stdout
     document: Any = yaml.safe_load(result.stdout)
     jobs = {job["name"]: job for job in document["jobs"]}
     deploy = next(step for step in jobs["build-and-deploy"]["plan"] if step.get("task") == "deploy")
     params = deploy["config"]["params"]
     assert params["SLACK_CHANNEL"] == "#hello-deploys"  # pipeline level wins over team's #ci-main
     assert params["REPLICAS"] == "3"
+    assert params["VERSION"] == "1.4.2"  # from the pipeline's own var source
     unit = next(step for step in jobs["test"]["plan"] if step.get("task") == "unit-tests")
     assert unit["config"]["params"]["DATABASE_URL"] == (
         "postgres://hello_app:example-db-password@db.internal:5432/hello"
@@ -744,4 +747,4 @@ def test_script_dev_interpolates_the_shipped_example_pipeline():
     resources = {resource["name"]: resource for resource in document["resources"]}
     assert resources["app-image"]["source"]["repository"] == "registry.example.com/hello/app"
     assert resources["app-source"]["source"]["private_key"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    assert list(document) == ["resources", "jobs"]
+    assert list(document) == ["var_sources", "resources", "jobs"]

@@ -10,6 +10,7 @@ from pipeline_secrets import (
     LookupFailed,
     UndefinedVarsError,
     VarNameError,
+    VarSourceError,
     VarSyntaxError,
 )
 
@@ -143,11 +144,25 @@ def test_lookup_returns_a_copy_that_cannot_corrupt_the_cache(seed, connect):
     assert manager.lookup("db", team=TEAM) == {"user": "ci"}
 
 
-def test_source_is_accepted_and_ignored(seed, connect):
+def test_a_source_is_never_ignored(seed, connect, proxy):
+    # Issue 10: a source used to be ignored (the var read from the cluster); only a document's
+    # var_sources can declare one, so a lookup with a source is an error, with no AWS call.
     seed(TEAM_PATH.format("token"), "v")
-    assert connect().lookup("vault:token", team=TEAM) == "v"
+    with pytest.raises(VarSourceError, match=r"^missing source 'vault' in var: vault:token$"):
+        connect().lookup("vault:token", team=TEAM)
+    with pytest.raises(VarSourceError, match="build-local"):
+        connect().lookup(".:token", team=TEAM)
     with pytest.raises(VarSyntaxError, match="source must not be quoted"):
         connect().lookup('"vault":token', team=TEAM)
+    assert proxy.log == []
+
+
+def test_an_empty_pipeline_is_a_one_off_build(seed, connect, proxy):
+    seed(TEAM_PATH.format("token"), "team-level")
+    manager = connect()
+    assert manager.lookup("token", team=TEAM, pipeline="") == "team-level"
+    assert manager.interpolate({"t": "((token))"}, team=TEAM, pipeline="") == {"t": "team-level"}
+    assert get_calls(proxy) == [TEAM_PATH.format("token")]  # no pipeline path was asked
 
 
 @pytest.mark.parametrize(

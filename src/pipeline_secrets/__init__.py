@@ -22,6 +22,8 @@ from .errors import (
     ScopeNameError,
     UndefinedVarsError,
     VarNameError,
+    VarSourceConfigError,
+    VarSourceError,
     VarSyntaxError,
 )
 from .manager import Manager, connect
@@ -39,6 +41,8 @@ __all__ = [
     "Settings",
     "UndefinedVarsError",
     "VarNameError",
+    "VarSourceConfigError",
+    "VarSourceError",
     "VarSyntaxError",
     "__version__",
     "connect",

@@ -409,18 +409,30 @@ class FaultProxy:
         with self._lock:
             self._faults: list[_Fault] = []
             self._policy: _Policy | None = None
+            self._key_policies: dict[str, _Policy] = {}
             self._bucket: _TokenBucket | None = None
             self._log.clear()
 
     def set_policy(self, policy: dict[str, Any] | None, region: str = "us-east-1",
-                   account: str = iam.DEFAULT_ACCOUNT, user: str = "ci") -> None:
-        """Deny Secrets Manager calls this IAM policy does not allow (None: allow all)."""
+                   account: str = iam.DEFAULT_ACCOUNT, user: str = "ci", access_key: str | None = None) -> None:
+        """Deny Secrets Manager calls this IAM policy does not allow (None: allow all). With
+        ``access_key``, the policy is that key's alone (as each IAM identity has its own); calls
+        signed with other keys keep the default policy."""
         state = None
         if policy is not None:
             state = _Policy(json.loads(json.dumps(policy)), region, account, user)
             iam.evaluate(state.document, "secretsmanager:GetSecretValue", "*")  # validate now
         with self._lock:
-            self._policy = state
+            if access_key is None:
+                self._policy = state
+            elif state is None:
+                self._key_policies.pop(access_key, None)
+            else:
+                self._key_policies[access_key] = state
+
+    def _policy_for(self, req: _Request) -> _Policy | None:
+        """The policy that judges ``req``: its signing key's own, else the default; lock held."""
+        return self._key_policies.get(req.access_key_id or "", self._policy)
 
     def throttle(self, count: int | None = None, operations: str | Iterable[str] | None = None,
                  secret_ids: str | Iterable[str] | None = None) -> None:
@@ -506,25 +518,26 @@ class FaultProxy:
                 return plan
             if plan.latency:
                 plan.fault = "latency"
-            plan.batch_policy = self._policy is not None and req.operation == "BatchGetSecretValue"
+            plan.batch_policy = self._policy_for(req) is not None and req.operation == "BatchGetSecretValue"
         return plan
 
     def _deny(self, req: _Request) -> str | None:
         """AccessDenied message for the whole call, or None; lock held."""
-        if self._policy is None or req.service != "secretsmanager" or not req.operation:
+        policy = self._policy_for(req)
+        if policy is None or req.service != "secretsmanager" or not req.operation:
             return None
         action = f"secretsmanager:{req.operation}"
         if req.operation == "BatchGetSecretValue":  # per-id checks in _filter_batch
-            denial = self._policy.check(action, None)
+            denial = policy.check(action, None)
             if denial is None and "Filters" in req.params:
-                denial = self._policy.check("secretsmanager:ListSecrets", None)
+                denial = policy.check("secretsmanager:ListSecrets", None)
             return denial
-        return self._policy.check(action, req.secret_ids[0] if req.secret_ids else None)
+        return policy.check(action, req.secret_ids[0] if req.secret_ids else None)
 
     def _filter_batch(self, req: _Request, body: bytes) -> bytes:
         """Rewrite moto's BatchGetSecretValue answer: denied ids move to Errors."""
         with self._lock:
-            policy = self._policy
+            policy = self._policy_for(req)
         if policy is None:
             return body
         answer = json.loads(body)

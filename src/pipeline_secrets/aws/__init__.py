@@ -5,6 +5,6 @@ not found or a typed ``LookupFailed``. Everything above sees the ``SecretReader`
   batched reads, the health check, writes.
 """
 
-from .backend import HEALTH_CHECK_SECRET, SecretReader, SecretsManagerBackend, first_answer, make_client
+from .backend import HEALTH_CHECK_SECRET, SecretReader, SecretsManagerBackend, first_answer, identity_of, make_client
 
-__all__ = ["HEALTH_CHECK_SECRET", "SecretReader", "SecretsManagerBackend", "first_answer", "make_client"]
+__all__ = ["HEALTH_CHECK_SECRET", "SecretReader", "SecretsManagerBackend", "first_answer", "identity_of", "make_client"]

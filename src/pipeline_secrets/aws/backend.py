@@ -7,6 +7,7 @@ secret's decoded value, ``None`` when no secret is there, and raises ``LookupFai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -121,6 +122,14 @@ def make_client(settings: Settings) -> Any:
         user_agent_extra=f"pipeline-secrets/{__version__}",
     )
     return session.client("secretsmanager", endpoint_url=settings.endpoint_url, config=config)
+
+
+def identity_of(settings: Settings) -> str:
+    """Whom a client made from ``settings`` reads as, for keying what it was answered: region,
+    endpoint, access key id, and a digest of the secret key and session token (never the keys
+    themselves). The SDK's default chain is one identity per region and endpoint."""
+    secret = hashlib.sha256(f"{settings.secret_key or ''}\0{settings.session_token or ''}".encode()).hexdigest()[:16]
+    return f"{settings.region}|{settings.endpoint_url or ''}|{settings.access_key or 'chain'}|{secret}"
 
 
 BATCH_LIMIT = 20  # ids per BatchGetSecretValue call

@@ -30,11 +30,7 @@ def lookup(ctx: click.Context, var: str, team: str, pipeline: str | None, explai
       pipeline-secrets lookup creds.user --team main --pipeline deploy --aws-secretsmanager-region eu-west-1
     """
     manager = open_manager(ctx, options)
-
-    def trace(level: str, path: str, outcome: str) -> None:
-        click.echo(f"{level:<8} {path}  {outcome}", err=True)
-
-    value = manager.lookup(var, team=team, pipeline=pipeline, trace=trace if explain else None)
+    value = manager.lookup(var, team=team, pipeline=pipeline, trace=explain_trace if explain else None)
     click.echo(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
@@ -42,13 +38,21 @@ def lookup(ctx: click.Context, var: str, team: str, pipeline: str | None, explai
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
 @scope_options
 @click.option("--allow-missing", is_flag=True, help="Leave undefined vars as written instead of failing.")
+@click.option("--drop-var-sources", is_flag=True,
+              help="Leave the document's var_sources block out of the output (kept by default: Concourse needs it).")
+@click.option("--explain", is_flag=True, help="Write each path tried, per var source, and its outcome to stderr "
+              "(never a value).")
 @aws_options
 @click.pass_context
 @handle_errors
 def interpolate(
-    ctx: click.Context, file: Path, team: str, pipeline: str | None, allow_missing: bool, **options: Any
+    ctx: click.Context, file: Path, team: str, pipeline: str | None, allow_missing: bool, drop_var_sources: bool,
+    explain: bool, **options: Any,
 ) -> None:
     """Print the YAML document FILE ('-' for stdin) with every ((var)) resolved.
+
+    The document's var_sources are honoured: ((name:var)) reads through the source it declares
+    (type secretsmanager or dummy); build-local ((.:var)) stay as written.
 
     \b
     Example:
@@ -57,8 +61,14 @@ def interpolate(
     manager = open_manager(ctx, options)
     limits = manager.settings.limits
     document = load_document(read_text(file, limits.max_bytes), limits)
-    result = manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
+    result = manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing,
+                                 drop_var_sources=drop_var_sources, trace=explain_trace if explain else None)
     click.echo(dump_document(result, limits), nl=False)
+
+
+def explain_trace(level: str, path: str, outcome: str) -> None:
+    """One stderr line per path a lookup considers (``--explain``); never a value."""
+    click.echo(f"{level:<8} {path}  {outcome}", err=True)
 
 
 @click.command()

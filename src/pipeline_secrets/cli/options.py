@@ -51,7 +51,11 @@ def _metavar(kind: str) -> str:
 
 
 def _scope_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Refuse a team or pipeline name that cannot be one path segment, naming the flag."""
+    """Refuse a team or pipeline name that cannot be one path segment, naming the flag. An empty
+    --pipeline is refused too (the library reads pipeline="" as a one-off build): on the command
+    line it is most often an unset shell variable, and a one-off build is asked by leaving it out."""
+    if value == "" and param.name == "pipeline":
+        raise click.BadParameter("must not be empty; leave --pipeline out for a one-off build (no pipeline)")
     if value is not None:
         try:
             check_scope(value, None) if param.name == "team" else check_scope("team", value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +176,7 @@ def resolve_settings(
                 f"(or set {OPTIONS_BY_NAME['region'].env})"
             )
         region = "us-east-1"
-    _check_credentials(values)
+    check_credentials(values)
     rules = LookupRules(
         pipeline=values.pop("pipeline_secret_template"),
         team=values.pop("team_secret_template"),
@@ -274,17 +274,15 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(f"not a boolean: '{raw}' (use true or false)")
 
 
-def _check_credentials(values: Mapping[str, Any]) -> None:
+def check_credentials(values: Mapping[str, Any], where: Callable[[str], str] | None = None) -> None:
+    """Spec 1: all three credentials empty is the SDK's default chain; otherwise both keys are
+    required. ``ConfigError`` naming the setting (``where(name)``; the flag and its variable by
+    default)."""
+    name = where or (lambda key: f"{OPTIONS_BY_NAME[key].flag} or {OPTIONS_BY_NAME[key].env}")
     given = [values["access_key"], values["secret_key"], values["session_token"]]
     if not any(given):
         return  # the AWS SDK's default credential chain
     if not values["access_key"]:
-        raise ConfigError(
-            f"must provide aws access key id ({OPTIONS_BY_NAME['access_key'].flag} "
-            f"or {OPTIONS_BY_NAME['access_key'].env})"
-        )
+        raise ConfigError(f"must provide aws access key id ({name('access_key')})")
     if not values["secret_key"]:
-        raise ConfigError(
-            f"must provide aws secret access key ({OPTIONS_BY_NAME['secret_key'].flag} "
-            f"or {OPTIONS_BY_NAME['secret_key'].env})"
-        )
+        raise ConfigError(f"must provide aws secret access key ({name('secret_key')})")

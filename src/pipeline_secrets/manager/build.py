@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..aws import SecretsManagerBackend, make_client
+from ..aws import SecretsManagerBackend, identity_of, make_client
 from ..config.settings import Settings, resolve_settings
 from ..metrics import Metrics
 from ..resilience import RetryingReader
-from .lookups import Manager
-from .stacks import ReaderStacks
+from .library import Manager
+from .lookups import Lookups
+from .sources import SourceFactory
+from .stacks import ReaderStacks, Stores
 
 
 def build_manager(settings: Settings) -> Manager:
@@ -26,7 +28,11 @@ def build_manager(settings: Settings) -> Manager:
         backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
         deadline=settings.lookup_timeout, metrics=metrics,
     )
-    return Manager(settings, backend, ReaderStacks(settings, retrying, metrics), uncached=retrying, metrics=metrics)
+    stores = Stores.for_settings(settings)
+    stacks = ReaderStacks(settings, retrying, metrics, stores, identity_of(settings))
+    cluster = Lookups(settings, stacks, settings.rules.candidate_paths, metrics)
+    sources = SourceFactory(settings, retrying, stores, metrics)
+    return Manager(settings, backend, cluster, sources=sources, uncached=retrying, metrics=metrics)
 
 
 def connect(

@@ -50,6 +50,17 @@ def foreign_reading(parts: Parts, path: str, team: str, pipeline: str | None) ->
     return None
 
 
+def reads_as(parts: Parts, path: str, team: str, pipeline: str | None) -> bool:
+    """True when the template of ``parts`` can read ``path`` as a path of ``team`` (and of
+    ``pipeline``, when the template names one; never for a one-off build) for some secret."""
+    if ("field", "Pipeline") in parts and pipeline is None:
+        return False
+    bound = {"Team": team, "Pipeline": pipeline or ""}
+    fixed = tuple(("text", bound[value]) if kind == "field" and value in bound else (kind, value)
+                  for kind, value in parts)
+    return _Grid(path, fixed).parses
+
+
 class _Grid:
     """Bit set ``reach[i]`` (bit j: boundary i can sit at position j, coming from the start) and
     ``finish[i]`` (from position j the parts from i on can read the rest) for each boundary."""

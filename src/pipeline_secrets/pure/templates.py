@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import ScopeNameError, VarNameError
-from .ownership import foreign_reading
+from .ownership import foreign_reading, reads_as
 
 FIELDS = ("Team", "Pipeline", "Secret")
 
@@ -122,6 +122,19 @@ class LookupRules:
         Raises ``VarNameError`` when any path breaks Secrets Manager's name rules or would reach
         another team's or pipeline's secret: the var is then refused whole, before any AWS call.
         """
+        candidates = self.rendered_paths(secret, team, pipeline)
+        for level, path in candidates:
+            owner = self.foreign_owner(path, team, pipeline)
+            if owner is not None:
+                raise VarNameError(
+                    f"var '{secret}' refused: its {level} path '{path}' is the path of {owner}; vars may "
+                    "only reach their own team's and pipeline's secrets"
+                )
+        return candidates
+
+    def rendered_paths(self, secret: str, team: str, pipeline: str | None = None) -> list[tuple[str, str]]:
+        """(level, path) for var name ``secret`` in lookup order, checked against Secrets
+        Manager's name rules only (``VarNameError``), not for scope."""
         check_scope(team, pipeline)
         candidates = []
         for level, template in self.templates(pipeline):
@@ -136,30 +149,30 @@ class LookupRules:
                         "(ASCII letters, digits and /_+=.@-)"
                     )
                 )
-            self._check_scope_escape(secret, level, path, team, pipeline)
             candidates.append((level, path))
         return candidates
 
-    def _check_scope_escape(
-        self, secret: str, level: str, path: str, team: str, pipeline: str | None
-    ) -> None:
-        # Any configured template may read the path as another scope's: with the defaults,
-        # team-level "other-pipeline/x" is pipeline other-pipeline's "x"; with templates whose
-        # fields are not delimited by '/', even the caller's own pipeline path can be another
-        # team's ('{{.Team}}-{{.Pipeline}}': alpha + x-deploy is alpha-x + deploy). The path is
-        # refused when *any* reading by *any* template gives it to another team or pipeline.
+    def foreign_owner(self, path: str, team: str, pipeline: str | None) -> str | None:
+        """Whose path ``path`` is, when any reading by any configured template gives it to
+        another team or pipeline than ``team``/``pipeline``: "pipeline 'p' of team 't', secret
+        's'"; else None. With the defaults, team-level "other-pipeline/x" is pipeline
+        other-pipeline's "x"; with templates whose fields are not delimited by '/', even the
+        caller's own pipeline path can be another team's ('{{.Team}}-{{.Pipeline}}': alpha +
+        x-deploy is alpha-x + deploy)."""
         for _, template in self.configured():
             reading = foreign_reading(template.parts, path, team, pipeline)
-            if reading is None:
-                continue
-            owner = f"team '{reading.team if reading.team is not None else team}'"
-            if reading.pipeline is not None:
-                owner = f"pipeline '{reading.pipeline}' of {owner}"
-            raise VarNameError(
-                f"var '{secret}' refused: its {level} path '{path}' is the path of "
-                f"{owner}, secret '{reading.secret}'; vars may only reach their own "
-                "team's and pipeline's secrets"
-            )
+            if reading is not None:
+                owner = f"team '{reading.team if reading.team is not None else team}'"
+                if reading.pipeline is not None:
+                    owner = f"pipeline '{reading.pipeline}' of {owner}"
+                return f"{owner}, secret '{reading.secret}'"
+        return None
+
+    def in_own_scope(self, path: str, team: str, pipeline: str | None) -> bool:
+        """True when these templates make ``path`` for ``team`` itself: its pipeline path (when
+        there is a pipeline) or its team path, for some secret name. The shared path is no team's."""
+        levels = [self.team] if not pipeline else [self.pipeline, self.team]
+        return any(reads_as(template.parts, path, team, pipeline) for template in levels)
 
     def ambiguous(self) -> bool:
         """True when a template can read one path as two scopes' paths for names that hold

@@ -33,6 +33,7 @@ __all__ = [
     "find_vars",
     "interpolate",
     "interpolate_text",
+    "is_source_name",
     "parse_var",
     "placeholders",
     "walk_fields",
@@ -42,9 +43,11 @@ __all__ = [
 # Unicode letters; Python's \w is every Unicode letter and digit, so a match holding a non-ASCII
 # character that is not a letter (a non-ASCII digit, say) is no placeholder (``_concourse``). The
 # classes hold no parentheses, so a match never runs past the first "))": "(((a)))" holds "a".
-_INNER = r'(?:[-/.\w]+:)?[-/.:@"\w]+'
+_SOURCE = r"[-/.\w]+"
+_INNER = "(?:" + _SOURCE + r':)?[-/.:@"\w]+'
 _VAR = re.compile(r"\(\((" + _INNER + r")\)\)")
 _NAME = re.compile(_INNER)
+_SOURCE_NAME = re.compile(_SOURCE)
 LOCAL_SOURCE = "."  # ((.:name)): a build-local var, set at run time by load_var
 
 _MISSING = object()
@@ -137,6 +140,11 @@ def _whole(text: str) -> re.Match[str] | None:
     """The match when ``text`` is exactly one placeholder."""
     match = _VAR.fullmatch(text)
     return match if match is not None and _concourse(match[1]) else None
+
+
+def is_source_name(name: str) -> bool:
+    """True when ``((name:var))`` can name a source called ``name``."""
+    return _SOURCE_NAME.fullmatch(name) is not None and _concourse(name)
 
 
 def _concourse(raw: str) -> bool:

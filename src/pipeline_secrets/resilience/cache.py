@@ -60,9 +60,10 @@ class MemoryStore:
         self._max_entries = max_entries
         self._next_purge = clock() + purge_interval
 
-    def partition(self, name: str) -> CacheStore:
-        """The ``CacheStore`` of one partition."""
-        return _Partition(self, name)
+    def partition(self, name: str, prefix: str = "") -> CacheStore:
+        """The ``CacheStore`` of one partition; with ``prefix``, its keys are the store's
+        ``prefix + key`` (one identity's entries beside another's, in the same partition)."""
+        return _Partition(self, name, prefix)
 
     def get(self, key: str, partition: str = "") -> Entry | None:
         now = self._clock()
@@ -114,15 +115,16 @@ class MemoryStore:
 
 
 class _Partition:
-    def __init__(self, store: MemoryStore, name: str) -> None:
+    def __init__(self, store: MemoryStore, name: str, prefix: str) -> None:
         self._store = store
         self._name = name
+        self._prefix = prefix
 
     def get(self, key: str) -> Entry | None:
-        return self._store.get(key, self._name)
+        return self._store.get(self._prefix + key, self._name)
 
     def put(self, key: str, entry: Entry) -> None:
-        self._store.put(key, entry, self._name)
+        self._store.put(self._prefix + key, entry, self._name)
 
 
 class CachingReader:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineSecretsError
-from ..manager import Manager
+from ..manager import Manager, key_label
 from ..pure import vars as vars_
 from ..pure.documents import check_size, load_document
 from ..pure.limits import DocumentLimits
@@ -69,29 +69,26 @@ def check_file(manager: Manager, file: Path, *, team: str, pipeline: str | None)
     report = FileReport(str(file), pipeline)
     try:
         document = load_document(_read(file, manager.settings.limits.max_bytes), manager.settings.limits)
-        refs = vars_.collect_vars(document)
-    except PipelineSecretsError as exc:
+        resolution = manager.resolve_document(document, team=team, pipeline=pipeline)
+    except PipelineSecretsError as exc:  # unreadable, a var source we cannot use, an invalid pipeline name
         report.errors.append(str(exc))
         return report
-    names = list(dict.fromkeys(ref.path for ref in refs))
-    report.vars = len(names)
-    try:
-        resolved = manager.resolve(names, team=team, pipeline=pipeline)
-    except PipelineSecretsError as exc:  # the scope itself: an invalid pipeline name from a file name
-        report.errors.append(str(exc))
-        return report
-    report.undefined = sorted(name for name, r in resolved.items() if r.error is None and not r.found)
-    report.errors = [str(r.error) for name, r in sorted(resolved.items()) if r.error is not None]
-    secrets = {name: r.value for name, r in resolved.items() if r.found}
-    for ref in refs:
-        if ref.path in secrets:
+    keys = list(dict.fromkeys(ref.key for ref in resolution.refs))
+    report.vars = len(keys)
+    results = resolution.results
+    report.undefined = sorted(key_label(key) for key in keys if key in results
+                              and results[key].error is None and not results[key].found)
+    report.errors = [str(error) for error in resolution.errors]
+    for ref in resolution.refs:
+        result = results.get(ref.key)
+        if result is not None and result.found:
             try:
-                vars_.walk_fields(secrets[ref.path], ref)
+                vars_.walk_fields(result.value, ref)
             except PipelineSecretsError as exc:
                 report.errors.append(str(exc))
     if report.ok:
         try:  # what only a whole interpolation finds: a mapping placed inside a string...
-            vars_.interpolate(document, secrets)
+            vars_.interpolate(resolution.body, resolution.secrets, sourced=resolution.sourced)
         except PipelineSecretsError as exc:
             report.errors.append(str(exc))
     return report

@@ -37,6 +37,7 @@ from ..errors import (
     ScopeNameError,
     UndefinedVarsError,
     VarNameError,
+    VarSourceError,
     VarSyntaxError,
 )
 from ..manager import Manager
@@ -87,7 +88,7 @@ def status_for(exc: PipelineSecretsError) -> int:
     or not found."""
     if isinstance(exc, LookupFailed):
         return 502
-    if isinstance(exc, (UndefinedVarsError, VarSyntaxError, VarNameError, FieldError)):
+    if isinstance(exc, (UndefinedVarsError, VarSyntaxError, VarNameError, FieldError, VarSourceError)):
         return 422
     if isinstance(exc, LimitError):
         return 413
@@ -245,6 +246,7 @@ class WebNode:
         team, pipeline = await self._authorize(request)
         as_json = _is_json(request.headers.get("content-type"))
         allow_missing = _flag(request, "allow_missing")
+        drop_var_sources = _flag(request, "drop_var_sources")
         limits = self.manager.settings.limits
         # The team's gate and a document slot are held until the answer is sent: a client that
         # does not read its answer holds its own team's slot (until --send-timeout), not memory.
@@ -256,7 +258,8 @@ class WebNode:
 
             def work() -> bytes:
                 document = _load(body, as_json, limits)
-                result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing)
+                result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing,
+                                                  drop_var_sources=drop_var_sources)
                 return encode_document(result, limits, as_json=as_json)
 
             data = await self._aws(work)

@@ -1,0 +1,164 @@
+"""The public library API: ``Manager``, over the cluster-wide ``Lookups`` and the var sources."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from ..aws import SecretReader, SecretsManagerBackend
+from ..config import Settings
+from ..errors import ConfigError, LookupFailed, UndefinedVarsError, VarSourceError
+from ..metrics import Metrics
+from ..pure import vars as vars_
+from .documents import DocumentVars, resolve_document
+from .lookups import Lookups, PathProbe, Resolved, Trace, parse_var
+from .sources import SourceFactory
+
+
+class Manager:
+    """Resolves vars for a team and an optional pipeline. Thread-safe; close it when done.
+
+    All the names a call needs are resolved together, in rounds: every name's first candidate
+    path in one batched read, then the next candidate of the names not found, and so on, so a
+    document costs at most one round trip per template level, not one per var and path. Every
+    name is checked before the first round, so a refused name costs no AWS call at all.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: SecretsManagerBackend,
+        cluster: Lookups,
+        *,
+        sources: SourceFactory,
+        uncached: SecretReader,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._cluster = cluster
+        self._sources = sources
+        self._uncached = uncached
+        self._metrics = metrics
+
+    def lookup(self, var: str, *, team: str, pipeline: str | None = None, trace: Trace | None = None) -> Any:
+        """The value of one var (the text inside ``((..))``), fields applied. ``pipeline=""`` is
+        a one-off build (no pipeline), as in Concourse.
+
+        Raises ``UndefinedVarsError`` when no candidate path holds the secret, ``LookupFailed``
+        when AWS fails, ``VarSyntaxError``/``VarNameError``/``FieldError`` for the var itself,
+        ``VarSourceError`` for a var with a source (only a document can declare one).
+        """
+        ref = parse_var(var)
+        if ref.source is not None:
+            raise VarSourceError(
+                f"var '{ref}' is build-local, set at run time by load_var: it is never looked up" if ref.local
+                else f"missing source '{ref.source}' in var: {ref}"
+            )
+        pipeline = pipeline or None
+        value = self._cluster.cached(ref.path, team, pipeline) if trace is None else None
+        if value is None:
+            result = self._cluster.resolve([ref.path], team, pipeline, trace)[ref.path]
+            if result.error is not None:
+                raise result.error
+            if not result.found:
+                raise UndefinedVarsError([str(ref)])
+            value = result.value
+        return copy.deepcopy(vars_.walk_fields(value, ref))
+
+    def interpolate(
+        self, document: Any, *, team: str, pipeline: str | None = None, allow_missing: bool = False,
+        drop_var_sources: bool = False, trace: Trace | None = None,
+    ) -> Any:
+        """A new document with every ``((var))`` replaced; each secret path is read once.
+
+        The document's ``var_sources`` are honoured: ``((name:var))`` reads through the source it
+        declares (its block is kept in the output, unless ``drop_var_sources``); build-local vars
+        ``((.:name))`` stay as written. Refused vars fail the call before any AWS call; then the
+        first failure (in var order) is raised: a refused var, then an AWS failure.
+        ``LimitError`` when the document has more vars than ``max_document_vars``, needs more
+        reads than ``max_secret_reads``, or would expand past ``max_expanded_bytes``.
+        """
+        limits = self.settings.limits
+        resolution = self.resolve_document(document, team=team, pipeline=pipeline, refuse_early=True, trace=trace)
+        resolution.raise_first()
+        out = vars_.interpolate(resolution.body, resolution.secrets, sourced=resolution.sourced,
+                                allow_missing=allow_missing, limits=limits)
+        return resolution.reassemble(out, drop_var_sources=drop_var_sources)
+
+    def resolve_document(
+        self, document: Any, *, team: str, pipeline: str | None = None, refuse_early: bool = False,
+        trace: Trace | None = None,
+    ) -> DocumentVars:
+        """Every var of ``document``, resolved (through its var sources too), without raising for
+        one var's failure unless ``refuse_early`` (see ``manager.documents``)."""
+        return resolve_document(self._cluster, self._sources, document, team=team, pipeline=pipeline or None,
+                                limits=self.settings.limits, refuse_early=refuse_early, trace=trace)
+
+    def resolve(self, names: Iterable[str], *, team: str, pipeline: str | None = None) -> dict[str, Resolved]:
+        """Resolve secret names (var paths, without fields) to a ``Resolved`` each, never raising
+        for one name's failure: a refused name or an AWS failure is that name's ``error``.
+        ``LimitError`` when the names need more than ``max_secret_reads`` reads."""
+        return self._cluster.resolve(names, team, pipeline or None)
+    def probe(self, name: str, *, team: str, pipeline: str | None = None) -> list[PathProbe]:
+        """Ask every candidate path of ``name``, bypassing the cache, and say for each whether it
+        is readable, not found or failing. Values are read (that is what the permission is for)
+        but never returned."""
+        probes = []
+        for level, path in self.settings.rules.candidate_paths(name, team, pipeline):
+            try:
+                found = self._uncached.get(path) is not None
+            except LookupFailed as exc:
+                probes.append(PathProbe(level, path, "error", exc))
+            else:
+                probes.append(PathProbe(level, path, "readable" if found else "not found"))
+        return probes
+
+    def put(
+        self, name: str, value: str, *, team: str, pipeline: str | None = None, level: str = "pipeline"
+    ) -> tuple[str, str]:
+        """Store ``value`` as plaintext at the ``level`` path ("pipeline", "team" or "shared") a
+        lookup of ``name`` reads; returns (path, ARN). The name is checked exactly as lookups
+        check it, so nothing is written where no lookup finds it or into another team's or
+        pipeline's scope. Raises ``ConfigError`` when that level has no path here (no pipeline,
+        no shared template), ``LookupFailed`` when AWS refuses. This Manager's cache may serve
+        the previous value until its entry expires."""
+        paths = dict(self.settings.rules.candidate_paths(name, team, pipeline))
+        if level not in paths:
+            why = "give --pipeline" if level == "pipeline" else "no shared secret template is configured"
+            raise ConfigError(f"no {level}-level path for '{name}': {why}")
+        return paths[level], self._backend.put(paths[level], value)
+
+    def lookup_paths(self, *, team: str, pipeline: str | None = None) -> list[str]:
+        """The candidate path templates in lookup order, ``{{.Secret}}`` left in place."""
+        return self.settings.rules.lookup_paths(team, pipeline)
+
+    def candidate_paths(self, var: str, *, team: str, pipeline: str | None = None) -> list[str]:
+        """The paths a lookup of ``var`` would try, in order (checked, not looked up)."""
+        ref = parse_var(var)
+        return [path for _, path in self.settings.rules.candidate_paths(ref.path, team, pipeline)]
+
+    def health(self) -> dict[str, Any]:
+        """Spec 5: ``{"response": {"status": "UP"}, ...}`` or ``{"error": ..., ...}``."""
+        return self._backend.health()
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters of this manager: AWS calls by operation and outcome, cache hits, misses and
+        stale serves, throttles, retries, lookups and their total time."""
+        return self._metrics.snapshot()
+
+    @property
+    def metrics_registry(self) -> Any:
+        """The prometheus-client registry behind ``metrics()``, for exporters."""
+        return self._metrics.registry
+
+    def close(self) -> None:
+        self._sources.close()
+        self._backend.close()
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
