@@ -57,6 +57,7 @@ def test_a_source_in_another_region_reads_that_regions_value(seed, west, connect
     assert (again["here"], again["there"]) == ("us-east-1 value", "eu-west-1 value")
     assert proxy.log == []
     assert out["var_sources"] == document["var_sources"]  # kept, unchanged
+    assert manager.metrics()["var_sources"] == {"west": 2}  # metrics name the source
 
 
 def test_a_source_with_its_own_key_is_held_to_that_keys_policy(seed, connect, proxy):

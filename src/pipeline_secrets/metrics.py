@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+MAX_SOURCE_LABELS = 100
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -33,10 +34,26 @@ class Metrics:
             "pipeline_secrets_lookup_duration_seconds", "Time to resolve the vars of one lookup or document.",
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.var_source_lookups = Counter(
+            "pipeline_secrets_var_source_lookups", "Vars looked up through a pipeline's var sources, by source name "
+            f"(the first {MAX_SOURCE_LABELS} names seen; 'other' after them) and type.",
+            ["source", "type"], registry=self.registry,
+        )
+        self._source_labels: set[str] = set()
         # Bound children: the hot path then costs no label lookup.
         self.cache_hit = self.cache.labels("hit")
         self.cache_miss = self.cache.labels("miss")
         self.cache_stale = self.cache.labels("stale")
+
+    def var_source_lookup(self, name: str, kind: str, count: int) -> None:
+        """Count ``count`` names looked up through var source ``name``. Names come from pipeline
+        documents, so only so many become labels: a document cannot grow /metrics without end."""
+        if name not in self._source_labels:
+            if len(self._source_labels) >= MAX_SOURCE_LABELS:
+                name = "other"
+            else:
+                self._source_labels.add(name)
+        self.var_source_lookups.labels(name, kind).inc(count)
 
     def aws_call(self, operation: str, outcome: str) -> None:
         self.aws_calls.labels(operation, outcome.replace("-", "_")).inc()
@@ -61,4 +78,6 @@ class Metrics:
                     out.setdefault("lookups", {})["count"] = int(value)
                 elif name == "pipeline_secrets_lookup_duration_seconds_sum":
                     out.setdefault("lookups", {})["seconds_total"] = value
+                elif name == "pipeline_secrets_var_source_lookups_total":
+                    out.setdefault("var_sources", {})[labels["source"]] = int(value)
         return out

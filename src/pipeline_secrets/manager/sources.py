@@ -60,9 +60,10 @@ class DummySource:
 
     kind = "dummy"
 
-    def __init__(self, name: str, values: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, values: Mapping[str, Any], metrics: Metrics) -> None:
         self.name = name
         self._values = values
+        self._metrics = metrics
 
     def refusals(self, names: Iterable[str], team: str, pipeline: str | None) -> dict[str, Resolved]:
         return {}
@@ -72,7 +73,9 @@ class DummySource:
         *, refuse_early: bool = False,
     ) -> dict[str, Resolved]:
         out = {}
-        for name in dict.fromkeys(names):
+        names = list(dict.fromkeys(names))
+        self._metrics.var_source_lookup(self.name, self.kind, len(names))
+        for name in names:
             found = name in self._values
             if trace:
                 trace(self.name, f"{self.name}:{name}", "found" if found else "not found")
@@ -85,9 +88,10 @@ class SecretsManagerSource:
 
     kind = "secretsmanager"
 
-    def __init__(self, name: str, lookups: Lookups) -> None:
+    def __init__(self, name: str, lookups: Lookups, metrics: Metrics) -> None:
         self.name = name
         self._lookups = lookups
+        self._metrics = metrics
 
     def refusals(self, names: Iterable[str], team: str, pipeline: str | None) -> dict[str, Resolved]:
         return self._lookups.refusals(names, team, pipeline)
@@ -100,6 +104,8 @@ class SecretsManagerSource:
             assert trace is not None
             trace(f"{self.name}:{level}", path, outcome)
 
+        names = list(dict.fromkeys(names))
+        self._metrics.var_source_lookup(self.name, self.kind, len(names))
         return self._lookups.resolve(names, team, pipeline, named if trace else None, refuse_early=refuse_early)
 
 
@@ -123,8 +129,8 @@ class SourceFactory:
             values = config.get("vars", {})
             if not isinstance(values, Mapping):
                 raise VarSourceConfigError(f"var source '{spec.name}': config.vars must be a mapping")
-            return DummySource(spec.name, values)
-        return SecretsManagerSource(spec.name, self._secretsmanager(spec.name, config))
+            return DummySource(spec.name, values, self._metrics)
+        return SecretsManagerSource(spec.name, self._secretsmanager(spec.name, config), self._metrics)
 
     def close(self) -> None:
         with self._lock:
