@@ -94,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         chart_path = out.with_suffix(".png")
         report.chart(results, scale, str(chart_path))
-        out.write_text(report.markdown(results, scale, rows, machine=machine_note(), elapsed=elapsed,
-                                       date=datetime.date.today().isoformat(), chart=chart_path.name))
+        text = report.markdown(results, scale, rows, machine=machine_note(), elapsed=elapsed,
+                               date=datetime.date.today().isoformat(), chart=chart_path.name)
+        kept = out.read_text() if out.exists() else ""
+        begin, end = "<!-- fleet benchmark: begin -->", "<!-- fleet benchmark: end -->"
+        if begin in kept and end in kept:  # bench/fleet.py's section, kept as it last wrote it
+            text = text.rstrip("\n") + "\n\n" + kept[kept.index(begin):kept.index(end) + len(end)] + "\n"
+        out.write_text(text)
         print(f"wrote {out} and {chart_path}")
     return 0
 

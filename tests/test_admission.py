@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -135,3 +136,47 @@ def test_slots_give_one_team_half_of_them():
         return peak
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_refused_and_checked_attempts_create_no_bucket_only_failures_do():
+    throttle = LoginThrottle()
+    for i in range(500):
+        throttle.check("10.0.0.1", f"{i:06d}" + "u" * 200)
+    assert throttle.size == 0
+    throttle.failed("10.0.0.1", "bob")
+    assert throttle.size == 3  # pair, address, user
+
+
+def test_a_full_table_forgets_refilled_buckets_before_those_still_holding_failures():
+    clock = Clock()
+    throttle = LoginThrottle(per_user=(5, 0.05), clock=clock)
+    throttle.MAX_KEYS = 60
+    for i in range(50):
+        throttle.failed(f"10.0.1.{i % 5}", "bob")  # bob's bucket is empty for the next 900 s
+    for i in range(200):  # a filler, one new name a second: its buckets refill within 20 s
+        clock.now += 1.0
+        throttle.failed("10.0.9.9", f"filler-{i}")
+    assert throttle.size <= 60
+    with pytest.raises(Overloaded):
+        throttle.check("10.0.0.7", "bob")  # the attack on bob is still remembered
+
+
+def test_the_auth_queue_keeps_room_for_known_users_and_trusted_pairs():
+    queue = AuthQueue(capacity=8, per_client=8)
+    refused = []
+    with contextlib.ExitStack() as held:
+        for i in range(4):
+            held.enter_context(queue.admit(f"10.0.0.{i}", AuthQueue.UNKNOWN))
+        with pytest.raises(Overloaded) as unknown:
+            held.enter_context(queue.admit("10.0.0.50", AuthQueue.UNKNOWN, on_refused=lambda: refused.append(1)))
+        assert unknown.value.status == 503 and refused == [1]  # the refusal is charged to its address
+        held.enter_context(queue.admit("10.0.1.1", AuthQueue.KNOWN))
+        held.enter_context(queue.admit("10.0.1.2", AuthQueue.KNOWN))
+        with pytest.raises(Overloaded):
+            held.enter_context(queue.admit("10.0.1.3", AuthQueue.KNOWN))
+        held.enter_context(queue.admit("10.0.2.1", AuthQueue.TRUSTED))
+        held.enter_context(queue.admit("10.0.2.2", AuthQueue.TRUSTED))
+        with pytest.raises(Overloaded):
+            held.enter_context(queue.admit("10.0.2.3", AuthQueue.TRUSTED))
+    with queue.admit("10.0.0.50", AuthQueue.UNKNOWN):
+        pass  # all places are given back

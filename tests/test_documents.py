@@ -348,8 +348,8 @@ def test_builder_agrees_with_pyyaml_on_scalars(text):
     ("a: !!map x\n", "unsupported tag"),
     ("a: !!omap x\n", "unsupported tag"),
     ("a: !!pairs x\n", "unsupported tag"),
-    ("a: 0x" + "f" * 4000 + "\n", "a number of more than 128 characters"),
-    ("a: 1" + ":1" * 200 + "\n", "a number of more than 128 characters"),
+    ("a: 0x" + "f" * 4000 + "\n", "a number or timestamp of more than 128 characters"),
+    ("a: 1" + ":1" * 200 + "\n", "a number or timestamp of more than 128 characters"),
     ("a: {&m <<: {x: 1}}\nc: [*m]\n", "merge key"),
 ])
 def test_scalars_that_cannot_be_written_back_are_refused(text, needle):
@@ -396,3 +396,50 @@ def test_lone_surrogates_are_found_anywhere():
     assert has_lone_surrogates({"a": ["x", {"k\ud800": 1}]})
     assert has_lone_surrogates(["\udfff"])
     assert not has_lone_surrogates({"a": ["é", "\U0001F600", 1, None]})
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_LONG_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.text(alphabet="0123456789_:.eE+-tTzZ xobXOBacdf\t", min_size=129, max_size=180),
+    st.from_regex(r"[-+]?[0-9][0-9_]{130,150}(\.[0-9_]*([eE][-+][0-9]+)?)?", fullmatch=True),
+    st.from_regex(r"[-+]?[1-9][0-9_]*(:[0-5]?[0-9]){65,70}(\.[0-9_]*)?", fullmatch=True),
+    st.from_regex(r"[-+]?0(x[0-9a-fA-F_]{130}|o[0-7_]{130}|b[01_]{130})", fullmatch=True),
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{110,120}( ?Z)?", fullmatch=True),
+))
+def test_long_plain_scalars_mean_what_pyyaml_says_without_its_resolver(text):
+    """A long plain scalar is decided by a cheap check; whatever PyYAML would make a number or a
+    timestamp is refused, and whatever the check lets through as a string is one to PyYAML too."""
+    try:
+        events = list(yaml.parse("a: " + text + "\n"))
+    except yaml.YAMLError:
+        return
+    scalars = [e for e in events if isinstance(e, yaml.ScalarEvent)]
+    if len(scalars) != 2 or scalars[1].value != text or not scalars[1].implicit[0] or len(text) <= 128:
+        return  # the text is not one plain scalar (a comment, a key, a flow indicator...)
+    pyyaml = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+    try:
+        ours = load_document("a: " + text + "\n")["a"]
+    except DocumentError as exc:
+        assert "more than 128 characters" in str(exc)
+        return
+    assert pyyaml not in _LONG_TAGS
+    assert ours == text
+
+
+def test_a_long_base60_scalar_is_refused_without_running_the_resolver():
+    """10 MB of `1:1:1...` made PyYAML's int pattern keep ~0.6 GB of backtracking records."""
+    import tracemalloc
+
+    text = "a: 1" + ":1" * 5_000_000 + "\n"
+    tracemalloc.start()
+    try:
+        with pytest.raises(DocumentError, match="number or timestamp of more than 128"):
+            load_document(text, DocumentLimits(max_bytes=11 * 2**20))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(text)  # the text and the parser's copy of the scalar, not a record per repeat

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from pipeline_secrets.config.keys import new_key_text
 from pipeline_secrets.config.settings import OPTIONS, OPTIONS_BY_NAME, resolve_settings
 from pipeline_secrets.errors import ConfigError
 from pipeline_secrets.pure.limits import DocumentLimits
@@ -60,6 +61,10 @@ OUR_OPTIONS = {
     "max_document_vars": ("--max-document-vars", "PIPELINE_SECRETS_MAX_DOCUMENT_VARS"),
     "max_secret_reads": ("--max-secret-reads", "PIPELINE_SECRETS_MAX_SECRET_READS"),
     "document_timeout": ("--document-timeout", "PIPELINE_SECRETS_DOCUMENT_TIMEOUT"),
+    "redis_url": ("--redis-url", "PIPELINE_SECRETS_REDIS_URL"),
+    "redis_encryption_key_files": ("--redis-encryption-key-file", "PIPELINE_SECRETS_REDIS_ENCRYPTION_KEY_FILE"),
+    "redis_timeout": ("--redis-timeout", "PIPELINE_SECRETS_REDIS_TIMEOUT"),
+    "aws_rate_limit": ("--aws-rate-limit", "PIPELINE_SECRETS_AWS_RATE_LIMIT"),
 }
 
 
@@ -382,3 +387,46 @@ def test_document_limits_default_and_parse_sizes():
 def test_bad_sizes_name_the_flag(raw):
     with pytest.raises(ConfigError, match="--max-document-bytes"):
         resolve(**REGION, max_document_bytes=raw)
+
+
+def test_redis_needs_a_key_file_and_the_key_must_be_32_bytes(tmp_path):
+    url = "redis://:hunter2-pw@127.0.0.1:6379/0"
+    with pytest.raises(ConfigError, match="--redis-encryption-key-file is required with --redis-url") as info:
+        resolve(**REGION, redis_url=url)
+    assert "hunter2" not in str(info.value)
+    short = tmp_path / "short"
+    short.write_text("c2hvcnQ=\n")
+    with pytest.raises(ConfigError, match="holds 5 bytes, not 32"):
+        resolve(**REGION, redis_url=url, redis_encryption_key_files=[str(short)])
+    garbage = tmp_path / "garbage"
+    garbage.write_text("not base64 !!!")
+    with pytest.raises(ConfigError, match="must hold 32 random bytes in base64") as info:
+        resolve(**REGION, redis_url=url, redis_encryption_key_files=[str(garbage)])
+    assert "not base64" not in str(info.value)
+    first, second = tmp_path / "k1", tmp_path / "k2"
+    first.write_text(new_key_text())
+    second.write_text(new_key_text() + "\n")
+    s = resolve({"PIPELINE_SECRETS_REDIS_ENCRYPTION_KEY_FILE": f"{first},{second}"}, **REGION, redis_url=url)
+    assert [len(k) for k in s.redis_keys] == [32, 32] and s.redis_url == url
+    assert "hunter2" not in repr(s)
+    with pytest.raises(ConfigError, match="of no use without --redis-url"):
+        resolve(**REGION, redis_encryption_key_files=[str(first)])
+
+
+@pytest.mark.parametrize("raw", ["http://secret-pw@x", "redis:/secret-pw@x", "secret-pw"])
+def test_bad_redis_urls_are_refused_without_repeating_them(raw):
+    with pytest.raises(ConfigError) as info:
+        resolve(**REGION, redis_url=raw)
+    assert str(info.value) == "--redis-url: must be redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix://PATH"
+
+
+@pytest.mark.parametrize("raw, rate", [("50/s", 50.0), ("3000/m", 50.0), ("2.5", 2.5), ("10 / second", 10.0)])
+def test_rates(raw, rate):
+    assert resolve(**REGION, aws_rate_limit=raw).aws_rate_limit == rate
+    assert resolve(**REGION).aws_rate_limit is None
+
+
+@pytest.mark.parametrize("raw", ["fast", "-1/s", "50/h"])
+def test_bad_rates(raw):
+    with pytest.raises(ConfigError, match="--aws-rate-limit"):
+        resolve(**REGION, aws_rate_limit=raw)

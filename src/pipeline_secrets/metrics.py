@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 MAX_SOURCE_LABELS = 100
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -40,6 +40,27 @@ class Metrics:
             ["source", "type"], registry=self.registry,
         )
         self._source_labels: set[str] = set()
+        # The shared tier (Redis), when one is configured.
+        self.redis_up = Gauge("pipeline_secrets_redis_up", "1 while the shared tier (Redis) is used, 0 during an outage.",
+                              registry=self.registry)
+        self.redis_errors = Counter("pipeline_secrets_redis_errors", "Redis calls that failed or timed out.",
+                                    registry=self.registry)
+        self.redis_outages = Counter("pipeline_secrets_redis_outages", "Times the circuit breaker opened.",
+                                     registry=self.registry)
+        self.shared_cache = Counter("pipeline_secrets_shared_cache_lookups",
+                                    "Shared cache (Redis) lookups by result: hit, miss.", ["result"], registry=self.registry)
+        self.flights = Counter("pipeline_secrets_fleet_fetches",
+                               "Cold paths by who fetched them: fetched (this node, for the fleet), waited (another node "
+                               "did), took_over (the holder vanished).", ["role"], registry=self.registry)
+        self.flight_wait_seconds = Counter("pipeline_secrets_fleet_wait_seconds",
+                                           "Time spent waiting for another node's fetch.", registry=self.registry)
+        self.budget_waits = Counter("pipeline_secrets_rate_budget_waits",
+                                    "AWS calls that waited for the rate budget (--aws-rate-limit), by operation.",
+                                    ["operation"], registry=self.registry)
+        self.budget_wait_seconds = Counter("pipeline_secrets_rate_budget_wait_seconds",
+                                           "Time AWS calls waited for the rate budget.", registry=self.registry)
+        self.budget_refused = Counter("pipeline_secrets_rate_budget_refused",
+                                      "AWS calls not made: no budget within the lookup deadline.", registry=self.registry)
         # Bound children: the hot path then costs no label lookup.
         self.cache_hit = self.cache.labels("hit")
         self.cache_miss = self.cache.labels("miss")
@@ -80,4 +101,14 @@ class Metrics:
                     out.setdefault("lookups", {})["seconds_total"] = value
                 elif name == "pipeline_secrets_var_source_lookups_total":
                     out.setdefault("var_sources", {})[labels["source"]] = int(value)
+                elif name == "pipeline_secrets_shared_cache_lookups_total":
+                    out.setdefault("shared_cache", {})[labels["result"]] = int(value)
+                elif name == "pipeline_secrets_fleet_fetches_total":
+                    out.setdefault("fleet", {})[labels["role"]] = int(value)
+                elif name == "pipeline_secrets_rate_budget_waits_total":
+                    out.setdefault("rate_budget_waits", {})[labels["operation"]] = int(value)
+                elif name == "pipeline_secrets_rate_budget_refused_total":
+                    out["rate_budget_refused"] = int(value)
+                elif name == "pipeline_secrets_redis_outages_total":
+                    out["redis_outages"] = int(value)
         return out

@@ -68,6 +68,18 @@ class SecretReader(Protocol):
         ...
 
 
+class CallBudget(Protocol):
+    """Admission of AWS calls (the rate budget): ``take`` waits for room for one call of
+    ``operation``, and says False when none comes in time (the call is then not made)."""
+
+    def take(self, operation: str) -> bool: ...
+
+
+def _over_budget(path: str, operation: str) -> LookupFailed:
+    return LookupFailed(path, "throttled", f"no {operation} call fits the AWS rate budget (--aws-rate-limit) "
+                        "within the lookup deadline")
+
+
 def first_answer(reader: SecretReader, path: str) -> Any | None:
     """``get`` in terms of ``get_many``, for wrappers that do all their work in ``get_many``."""
     answer = reader.get_many([path])[path]
@@ -148,8 +160,12 @@ class SecretsManagerBackend:
     connection while other callers (other teams, on the web node) wait behind it.
     """
 
-    def __init__(self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 32) -> None:
+    def __init__(
+        self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 32,
+        budget: CallBudget | None = None,
+    ) -> None:
         self._client = client
+        self._budget = budget
         self._batch = batch
         self._first_batch = threading.Lock()
         self._metrics = metrics or Metrics()
@@ -158,7 +174,15 @@ class SecretsManagerBackend:
         self._share = threading.Condition()
         self._callers = 0  # get_many calls fanning out now
 
+    def calls_for(self, paths: int) -> int:
+        """The most AWS calls a ``get_many`` of ``paths`` paths makes now (retries aside)."""
+        if paths > 1 and self._batch in ("auto", "auto-allowed", "on"):
+            return -(-paths // BATCH_LIMIT)
+        return paths
+
     def get(self, path: str) -> Any | None:
+        if self._budget is not None and not self._budget.take("GetSecretValue"):
+            raise _over_budget(path, "GetSecretValue")
         try:
             response = self._client.get_secret_value(SecretId=path)
         except (ClientError, BotoCoreError) as exc:
@@ -258,6 +282,8 @@ class SecretsManagerBackend:
 
     def _batch_get(self, paths: list[str]) -> dict[str, Any]:
         """One BatchGetSecretValue call; {} when "auto" finds the call itself denied."""
+        if self._budget is not None and not self._budget.take("BatchGetSecretValue"):
+            return {path: _over_budget(path, "BatchGetSecretValue") for path in paths}
         try:
             response = self._client.batch_get_secret_value(SecretIdList=paths)
         except (ClientError, BotoCoreError) as exc:

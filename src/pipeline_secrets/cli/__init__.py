@@ -4,7 +4,7 @@ Exit status: 0 success, 1 undefined var or lookup failure, 2 usage or configurat
 
 - ``options``: the flags and error handling every command shares;
 - ``lookups``: ``lookup``, ``interpolate``, ``health``;
-- ``tools``: the operator tools (``iam-policy``, ``paths``, ``check-access``, ``put``, ``check``);
+- ``tools``: the operator tools (``iam-policy``, ``paths``, ``check-access``, ``put``, ``invalidate``, ``check``);
 - ``webnode``: ``web``, the web node.
 """
 
@@ -14,7 +14,7 @@ import click
 
 from .._version import __version__
 from .lookups import health, interpolate, lookup
-from .tools import check, check_access_command, iam_policy, paths_command, put
+from .tools import check, check_access_command, iam_policy, invalidate, paths_command, put
 from .webnode import web
 
 
@@ -26,5 +26,6 @@ def main() -> None:
     when configured)."""
 
 
-for command in (lookup, interpolate, health, iam_policy, paths_command, check_access_command, put, check, web):
+for command in (lookup, interpolate, health, iam_policy, paths_command, check_access_command, put, invalidate, check,
+                web):
     main.add_command(command)

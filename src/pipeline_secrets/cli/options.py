@@ -31,6 +31,10 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
         if option.kind == "bool":
             flag = f"{option.flag}/--no-{option.flag[2:]}"
             command = click.option(flag, option.name, default=None, help=option.help + extra)(command)
+        elif option.kind == "keyfiles":
+            extra = f" [env: {option.env}, comma-separated]"
+            command = click.option(option.flag, option.name, multiple=True, metavar="FILE",
+                                   help=option.help + extra)(command)
         else:
             command = click.option(option.flag, option.name, default=None, metavar=_metavar(option.kind),
                                    help=option.help + extra)(command)
@@ -47,7 +51,7 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _metavar(kind: str) -> str:
     return {"duration": "DURATION", "count": "N", "template": "TEMPLATE", "choice": "auto|on|off",
-            "size": "SIZE"}.get(kind, "TEXT")
+            "size": "SIZE", "url": "URL", "rate": "RATE"}.get(kind, "TEXT")
 
 
 def _scope_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -98,7 +102,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def open_manager(ctx: click.Context, options: dict[str, Any]) -> Manager:
     dev = options.pop("dev")
     dev_secrets = options.pop("dev_secrets")
-    settings = resolve_settings({name: options.pop(name) for name in _SETTING_NAMES}, require_region=not dev)
+    given = {name: options.pop(name) for name in _SETTING_NAMES}
+    given = {name: (value or None) if name == "redis_encryption_key_files" else value for name, value in given.items()}
+    settings = resolve_settings(given, require_region=not dev)
     if dev:
         from ..dev import start_emulator
 

@@ -1,4 +1,5 @@
-"""The operator tools' commands: ``iam-policy``, ``paths``, ``check-access``, ``put`` and ``check``."""
+"""The operator tools' commands: ``iam-policy``, ``paths``, ``check-access``, ``put``, ``invalidate``
+and ``check``."""
 
 from __future__ import annotations
 
@@ -169,6 +170,30 @@ def put(
     click.echo(f"arn: {arn}")
     if dev:
         click.echo("note: --dev: the embedded emulator forgets this secret when the command ends", err=True)
+
+
+@click.command()
+@click.argument("var")
+@scope_options
+@aws_options
+@click.pass_context
+@handle_errors
+def invalidate(ctx: click.Context, var: str, team: str, pipeline: str | None, **options: Any) -> None:
+    """Make every web node of the fleet forget what it has cached of VAR for --team (and
+    --pipeline): its candidate paths and where it was last found, from Redis and, within a
+    second, from each node's memory; the next lookup reads AWS. Needs --redis-url (the same as the
+    nodes', with their encryption key). Prints the paths forgotten.
+
+    \b
+    Example:
+      pipeline-secrets invalidate db-password --team main --pipeline deploy \\
+        --redis-url redis://redis:6379/0 --redis-encryption-key-file /etc/pipeline-secrets/redis.key
+    """
+    manager = open_manager(ctx, options)
+    if manager.tier() is None:
+        raise ConfigError("invalidate: --redis-url is required (without Redis each process has only its own cache)")
+    for path in manager.invalidate(var, team=team, pipeline=pipeline):
+        click.echo(f"invalidated: {path}")
 
 
 @click.command()

@@ -78,7 +78,7 @@ def listed(given: tuple[str, ...], env: str) -> list[str]:
               metavar="DURATION", help="A request body must arrive within this, else 408 "
               "[env: PIPELINE_SECRETS_BODY_TIMEOUT].")
 @click.option("--send-timeout", envvar="PIPELINE_SECRETS_SEND_TIMEOUT", default="30s", show_default=True,
-              metavar="DURATION", help="A client that reads nothing of its answer for this long is dropped "
+              metavar="DURATION", help="A client with an answer waiting must take all of it, or 256 KiB of it, within each such window, else it is dropped "
               "[env: PIPELINE_SECRETS_SEND_TIMEOUT].")
 @click.option("--team-concurrency", envvar="PIPELINE_SECRETS_TEAM_CONCURRENCY", default=4, show_default=True,
               type=click.IntRange(1), help="Requests of one team doing AWS or document work at once; more wait "
@@ -131,7 +131,7 @@ def web(
     """
     from ..web import devmode, logs
     from ..web.app import WebLimits, create_app
-    from ..web.auth import Authenticator, hash_users, parse_local_user
+    from ..web.auth import MAX_TOKENS_PER_USER, Authenticator, hash_users, parse_local_user
     from ..web.server import ConnectionLimits, Listener, bind, raise_file_limit, serve
     from ..web.teams import MAIN_TEAM, build_teams, load_teams_file
 
@@ -189,7 +189,8 @@ def web(
         logs.event("no local users (--add-local-user): every authenticated endpoint answers 401")
     elif not teams.members[MAIN_TEAM]:
         logs.event("no admin (--main-team-local-user): /api/v1/info/creds answers 403 to everyone")
-    app = create_app(manager, Authenticator(users, token_duration=token_seconds), teams, health_ttl=health_ttl,
+    auth = Authenticator(users, token_duration=token_seconds, shared=manager.shared_tokens(MAX_TOKENS_PER_USER))
+    app = create_app(manager, auth, teams, health_ttl=health_ttl,
                      limits=web_limits)
 
     def ready(bound: list[Any]) -> None:

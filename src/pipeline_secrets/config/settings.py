@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -26,6 +27,7 @@ from ..pure.limits import (
 )
 from ..pure.templates import LookupRules, SecretTemplate
 from .durations import to_seconds
+from .keys import KEY_FILE_FLAG, read_key_file
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Option:
     flag: str
     env: str
     default: Any
-    kind: str  # "str", "secret", "template", "bool", "duration", "count", "choice", "size"
+    kind: str  # "str", "secret", "template", "bool", "duration", "count", "choice", "size", "url", "keyfiles", "rate"
     help: str
 
 
@@ -103,6 +105,16 @@ OPTIONS: tuple[Option, ...] = (
           "Most secret paths one lookup or document may ask AWS for (cache misses, all rounds)."),
     _ours("document_timeout", MAX_SECONDS_FLAG, "DOCUMENT_TIMEOUT", "20s", "duration",
           "Longest each step of handling a document (reading, interpolating, writing) may take."),
+    _ours("redis_url", "--redis-url", "REDIS_URL", None, "url",
+          "The shared tier of a fleet of nodes: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// (TLS) or unix://PATH; "
+          "none: every node on its own."),
+    _ours("redis_encryption_key_files", "--redis-encryption-key-file", "REDIS_ENCRYPTION_KEY_FILE", None, "keyfiles",
+          "File of 32 random bytes in base64 that seals what Redis holds; repeat to rotate (the first writes, all read)."),
+    _ours("redis_timeout", "--redis-timeout", "REDIS_TIMEOUT", "100ms", "duration",
+          "Longest a Redis call may take before the node goes on without Redis."),
+    _ours("aws_rate_limit", "--aws-rate-limit", "AWS_RATE_LIMIT", None, "rate",
+          "Most AWS calls per operation (GetSecretValue, BatchGetSecretValue), e.g. 50/s, shared by the fleet "
+          "through Redis (else per process); lookups wait for a call within their deadline. None: no limit."),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -131,6 +143,10 @@ class Settings:
     batch: str = "auto"
     limits: DocumentLimits = DEFAULT_LIMITS
     max_secret_reads: int = 2000
+    redis_url: str | None = field(default=None, repr=False)  # its password, if any
+    redis_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    redis_timeout: float = 0.1
+    aws_rate_limit: float | None = None  # calls per second, per operation
     # Only the embedded emulator sets this; users point the SDK elsewhere with AWS_ENDPOINT_URL*.
     endpoint_url: str | None = None
 
@@ -190,6 +206,15 @@ def resolve_settings(
         max_vars=values.pop("max_document_vars"),
         max_seconds=values.pop("document_timeout"),
     )
+    key_files = values.pop("redis_encryption_key_files")
+    if values["redis_url"] and not key_files:
+        raise ConfigError(
+            f"{KEY_FILE_FLAG} is required with --redis-url: Redis must never hold a secret in clear "
+            "(make one with: head -c 32 /dev/urandom | base64 > key)"
+        )
+    if key_files and not values["redis_url"]:
+        raise ConfigError(f"{KEY_FILE_FLAG} is of no use without --redis-url")
+    values["redis_keys"] = tuple(read_key_file(Path(path)) for path in key_files or ())
     # Every other option is a Settings field of the same name.
     return Settings(region=region, rules=rules, limits=limits, endpoint_url=endpoint_url, **values)
 
@@ -209,13 +234,22 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
         if option.kind == "bool":
             return _to_bool(raw)
         if option.kind == "duration":
-            return duration_seconds(raw, where, positive=option.name in ("lookup_timeout", "document_timeout"))
+            return duration_seconds(raw, where, positive=option.name in ("lookup_timeout", "document_timeout",
+                                                                           "redis_timeout"))
         if option.kind == "choice":
             if str(raw) not in BATCH_MODES:
                 raise ValueError(f"'{raw}' is not one of {', '.join(BATCH_MODES)}")
             return str(raw)
         if option.kind == "size":
             return parse_size(raw)
+        if option.kind == "url":
+            return None if raw in (None, "") else redis_url(str(raw))
+        if option.kind == "keyfiles":
+            if raw in (None, "", ()):
+                return ()
+            return tuple(raw) if isinstance(raw, (list, tuple)) else tuple(p.strip() for p in str(raw).split(",") if p.strip())
+        if option.kind == "rate":
+            return None if raw in (None, "", "0", "off") else parse_rate(raw)
         if option.kind == "count":
             if isinstance(raw, bool) or not (isinstance(raw, int) or str(raw).strip().lstrip("+-").isdigit()):
                 raise ValueError(f"not a whole number: '{raw}'")
@@ -247,6 +281,29 @@ def parse_size(raw: Any) -> int:
     if size < 1:
         raise ValueError(f"must be at least 1 byte, got {size}")
     return size
+
+
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute))?\s*", re.IGNORECASE)
+
+
+def parse_rate(raw: Any) -> float:
+    """Calls per second from ``50/s``, ``3000/m`` or ``50``; more than 0."""
+    match = _RATE.fullmatch(str(raw))
+    if match is None:
+        raise ValueError(f"not a rate: '{raw}' (use e.g. 50/s or 3000/m)")
+    rate = float(match[1]) / (60.0 if (match[2] or "s").lower().startswith("m") else 1.0)
+    if rate <= 0:
+        raise ValueError(f"must be more than 0, got '{raw}'")
+    return rate
+
+
+def redis_url(raw: str) -> str:
+    """``raw`` when it is a Redis URL we can use (redis://, rediss://, unix://); the message of a
+    bad one never repeats it (it may hold a password)."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in ("redis", "rediss", "unix") or not rest:
+        raise ValueError("must be redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix://PATH")
+    return raw
 
 
 def duration_seconds(raw: Any, where: str, *, positive: bool = False) -> float:

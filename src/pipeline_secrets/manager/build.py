@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..aws import SecretsManagerBackend, identity_of, make_client
+from ..aws import SecretReader, SecretsManagerBackend, identity_of, make_client
 from ..config.settings import Settings, resolve_settings
 from ..metrics import Metrics
 from ..resilience import RetryingReader
+from ..resilience.rate_budget import RateBudget, TeamShare
+from ..resilience.redis_tier import RedisTier
 from .library import Manager
 from .lookups import Lookups
 from .sources import SourceFactory
@@ -23,16 +25,27 @@ def build_manager(settings: Settings) -> Manager:
     cache filled rather than starting a second call for the same path.
     """
     metrics = Metrics()
-    backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=metrics)
+    tier = None
+    if settings.redis_url:
+        tier = RedisTier(settings.redis_url, settings.redis_keys, timeout=settings.redis_timeout, metrics=metrics)
+    budget = None
+    if settings.aws_rate_limit:
+        budget = RateBudget(settings.aws_rate_limit, max_wait=settings.lookup_timeout, metrics=metrics, tier=tier)
+    backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=metrics, budget=budget)
     retrying = RetryingReader(
         backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
         deadline=settings.lookup_timeout, metrics=metrics,
     )
-    stores = Stores.for_settings(settings)
-    stacks = ReaderStacks(settings, retrying, metrics, stores, identity_of(settings))
+    stores = Stores.for_settings(settings, tier, metrics)
+    share = None
+    if budget is not None:
+        def share(reader: SecretReader, team: str) -> SecretReader:
+            return TeamShare(reader, budget, team, backend.calls_for)
+    stacks = ReaderStacks(settings, retrying, metrics, stores, identity_of(settings), team_share=share)
     cluster = Lookups(settings, stacks, settings.rules.candidate_paths, metrics)
     sources = SourceFactory(settings, retrying, stores, metrics)
-    return Manager(settings, backend, cluster, sources=sources, uncached=retrying, metrics=metrics)
+    return Manager(settings, backend, cluster, sources=sources, uncached=retrying, metrics=metrics, stores=stores,
+                   tier=tier)
 
 
 def connect(

@@ -11,9 +11,12 @@ from ..config import Settings
 from ..errors import ConfigError, LookupFailed, UndefinedVarsError, VarSourceError
 from ..metrics import Metrics
 from ..pure import vars as vars_
+from ..resilience.redis_tier import RedisTier
+from ..resilience.shared_tokens import SharedTokens
 from .documents import DocumentVars, resolve_document
 from .lookups import Lookups, PathProbe, Resolved, Trace, parse_var
 from .sources import SourceFactory
+from .stacks import Stores
 
 
 class Manager:
@@ -34,6 +37,8 @@ class Manager:
         sources: SourceFactory,
         uncached: SecretReader,
         metrics: Metrics,
+        stores: Stores,
+        tier: RedisTier | None = None,
     ) -> None:
         self.settings = settings
         self._backend = backend
@@ -41,6 +46,8 @@ class Manager:
         self._sources = sources
         self._uncached = uncached
         self._metrics = metrics
+        self._stores = stores
+        self._tier = tier
 
     def lookup(self, var: str, *, team: str, pipeline: str | None = None, trace: Trace | None = None) -> Any:
         """The value of one var (the text inside ``((..))``), fields applied. ``pipeline=""`` is
@@ -128,7 +135,32 @@ class Manager:
         if level not in paths:
             why = "give --pipeline" if level == "pipeline" else "no shared secret template is configured"
             raise ConfigError(f"no {level}-level path for '{name}': {why}")
-        return paths[level], self._backend.put(paths[level], value)
+        arn = self._backend.put(paths[level], value)
+        self._cluster.invalidate(name, team, pipeline or None)  # what it wrote is seen at once, fleet-wide
+        return paths[level], arn
+
+    def invalidate(self, var: str, *, team: str, pipeline: str | None = None) -> list[str]:
+        """Forget what every node has cached of ``var`` (its candidate paths, and where it was
+        last found) for ``team``/``pipeline``: from Redis and, by pub/sub, from each node's memory
+        (without Redis: this manager's memory only). Returns the paths forgotten."""
+        ref = parse_var(var)
+        if ref.source is not None:
+            raise VarSourceError(f"var '{ref}': only the cluster-wide manager's cache can be invalidated")
+        return self._cluster.invalidate(ref.path, team, pipeline or None)
+
+    def shared_tokens(self, per_user: int) -> SharedTokens | None:
+        """Bearer tokens shared through the fleet's Redis tier, or None without one."""
+        return None if self._tier is None else SharedTokens(self._tier, per_user=per_user)
+
+    def tier(self) -> dict[str, Any] | None:
+        """The shared tier as this node sees it (for info endpoints), or None without Redis."""
+        if self._tier is None:
+            return None
+        snapshot = self._metrics.snapshot()
+        return {"connected": self._tier.connected, "url": self._tier.url,
+                "shared_cache": snapshot.get("shared_cache", {}), "fleet": snapshot.get("fleet", {}),
+                "rate_budget_waits": snapshot.get("rate_budget_waits", {}),
+                "breaker": "open" if self._tier.breaker.is_open else "closed"}
 
     def lookup_paths(self, *, team: str, pipeline: str | None = None) -> list[str]:
         """The candidate path templates in lookup order, ``{{.Secret}}`` left in place."""
@@ -156,6 +188,8 @@ class Manager:
     def close(self) -> None:
         self._sources.close()
         self._backend.close()
+        if self._tier is not None:
+            self._tier.close()
 
     def __enter__(self) -> Manager:
         return self

@@ -51,7 +51,14 @@ class PathProbe:
 # "found", "not found", "skipped: ..." or "error: ...". Never given the value.
 Trace = Callable[[str, str, str], None]
 
-parse_var = functools.lru_cache(maxsize=4096)(vars_.parse_var)  # vars are at most 1,024 characters
+_parse_short_var = functools.lru_cache(maxsize=4096)(vars_.parse_var)
+CACHED_VAR_CHARS = 128  # longer vars (up to 1,024 characters) are parsed each time: a bounded cache
+
+
+def parse_var(raw: str) -> vars_.VarRef:
+    """``vars.parse_var``, remembered for the vars pipelines really use (short ones)."""
+    return _parse_short_var(raw) if len(raw) <= CACHED_VAR_CHARS else vars_.parse_var(raw)
+
 
 
 class _Reads:
@@ -121,8 +128,8 @@ class Lookups:
                 results[name] = Resolved(name, error=exc)
         if refuse_early and results:
             return results
-        position = {name: self._remembered_position(readers, name, pipeline, plan, trace)
-                    for name, plan in plans.items()}
+        remembered = self._remembered(readers, list(plans), pipeline)
+        position = {name: self._remembered_position(remembered.get(name), plan, trace) for name, plan in plans.items()}
         reads = _Reads(self.settings.max_secret_reads)
         while plans:
             wanted = {name: candidates[position[name]] for name, candidates in plans.items()}
@@ -146,6 +153,13 @@ class Lookups:
         self._metrics.lookup_seconds.observe(time.perf_counter() - started)
         return results
 
+    def invalidate(self, name: str, team: str, pipeline: str | None) -> list[str]:
+        """Forget what is cached of ``name`` (every candidate path, and where it was found) for
+        ``team``/``pipeline``, on every node; returns the paths."""
+        paths = [path for _, path in self._candidates(name, team, pipeline)]
+        self._stacks.invalidate(team, paths, [position_key(name, pipeline)])
+        return paths
+
     def cached(self, name: str, team: str, pipeline: str | None) -> Any | None:
         """The hot path: a value the cache answers whole (fresh misses, then a fresh value), or
         ``None`` to take the full path. A few dict lookups; no AWS, no allocation of results."""
@@ -157,7 +171,7 @@ class Lookups:
         readers = self._stacks.for_team(team)
         if readers.cache is None:
             return None
-        start = self._remembered_position(readers, name, pipeline, candidates, None)
+        start = self._remembered_position(self._remembered(readers, [name], pipeline).get(name), candidates, None)
         for _, path in candidates[start:]:
             entry = readers.cache.fresh(path)
             if entry is None:
@@ -186,14 +200,17 @@ class Lookups:
     # runs out. Where a name was found is remembered as long as the value itself is cached
     # (not at all when either cache duration is 0: that operator wants new secrets seen at once).
 
-    def _remembered_position(
-        self, readers: TeamReaders, name: str, pipeline: str | None, candidates: list[tuple[str, str]],
-        trace: Trace | None,
-    ) -> int:
-        if readers.positions is None:
-            return 0
-        entry = readers.positions.get(_position_key(name, pipeline))
-        if entry is None or entry.fresh_until <= time.time() or entry.value >= len(candidates):
+    def _remembered(self, readers: TeamReaders, names: list[str], pipeline: str | None) -> dict[str, Entry]:
+        """The remembered positions of ``names``, asked at once (one round trip with Redis)."""
+        if readers.positions is None or not names:
+            return {}
+        keys = {position_key(name, pipeline): name for name in names}
+        return {keys[key]: entry for key, entry in readers.positions.get_many(list(keys)).items()}
+
+    @staticmethod
+    def _remembered_position(entry: Entry | None, candidates: list[tuple[str, str]], trace: Trace | None) -> int:
+        if entry is None or entry.fresh_until <= time.time() or not isinstance(entry.value, int) \
+                or not 0 <= entry.value < len(candidates):
             return 0
         if trace:
             for level, path in candidates[: entry.value]:
@@ -203,13 +220,14 @@ class Lookups:
     def _remember_position(self, readers: TeamReaders, name: str, pipeline: str | None, position: int) -> None:
         if readers.positions is not None:
             until = time.time() + self.settings.cache_duration
-            readers.positions.put(_position_key(name, pipeline), Entry(True, position, until, until))
+            readers.positions.put(position_key(name, pipeline), Entry(True, position, until, until))
 
 
 
 
-def _position_key(name: str, pipeline: str | None) -> str:
-    return f"{pipeline or ''}\0{name}"  # within the team's partition
+def position_key(name: str, pipeline: str | None) -> str:
+    """Where a name's remembered fallback position is kept, within its team's partition."""
+    return f"{pipeline or ''}\0{name}"
 
 
 def _outcome(answer: Any) -> str:

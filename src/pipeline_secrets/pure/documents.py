@@ -41,7 +41,7 @@ from .limits import (
     MAX_VARS_FLAG,
     DocumentLimits,
 )
-from .vars import placeholders
+from .vars import placeholders, utf8_size
 
 try:
     from yaml._yaml import CParser as _Parser  # libyaml's parser, when PyYAML was built with it
@@ -56,6 +56,11 @@ _NUMBER_TAGS = frozenset({_YAML + "int", _YAML + "float"})
 # Longer numbers are refused: PyYAML builds base-60 ints in quadratic time, and a long int cannot be
 # written back in decimal (Python refuses ints of more than 4,300 digits).
 MAX_NUMBER_CHARS = 128
+# A longer plain scalar is decided without PyYAML's resolver, whose int and float patterns keep a
+# backtracking record per repetition (``1:1:1...`` of 10 MB: 0.6 GB and seconds of held GIL). Only
+# int, float and timestamp can be that long, and each starts with a sign, a digit or a dot; one that
+# has the shape of one of them is refused, any other is a string, as PyYAML would say.
+_NUMBERISH = re.compile(r"[-+]?(?:0x[0-9a-fA-F_]*|0o[0-7_]*|0b[01_]*|[0-9.][0-9_:.eE+\-tTzZ \t]*)")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # A JSON text's tokens: strings (possessive, so an unterminated one costs one scan, not one per
 # quote), brackets, and runs of anything else (numbers, literals).
@@ -383,9 +388,14 @@ class _Builder:
 
     def _scalar(self, event: yaml.ScalarEvent) -> Any:
         value = event.value
-        self._meter.node(len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass")), value)
+        self._meter.node(utf8_size(value), value)
         tag = event.tag
-        if tag is None or tag == "!":
+        if (tag is None or tag == "!") and event.implicit[0] and len(value) > MAX_NUMBER_CHARS:
+            if _NUMBERISH.fullmatch(value):
+                raise DocumentError(f"invalid YAML: a number or timestamp of more than {MAX_NUMBER_CHARS} "
+                                    "characters (quote it to make it a string)")
+            tag = _STR
+        elif tag is None or tag == "!":
             tag = self._resolver.resolve(yaml.ScalarNode, value, event.implicit)
         if tag == _STR:
             return value

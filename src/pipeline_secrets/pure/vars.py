@@ -308,18 +308,18 @@ class _Substitution:
         if whole:
             value = self.values.get(whole[1], _MISSING)
             if value is _MISSING:
-                self.spend(len(text), 0)
+                self.spend(utf8_size(text), 0)
                 return text
             self.spend(*self.cost(whole[1], value))
             return _fresh(value)
-        self.spend(len(text), 0)  # placeholders replaced in it count twice: a bound, not a tally
+        self.spend(utf8_size(text), 0)  # placeholders replaced in it count twice: a bound, not a tally
         if "((" not in text:
             return text
 
         def replace(match: re.Match[str]) -> str:
             value = self.values.get(match[1], _MISSING) if _concourse(match[1]) else _MISSING
             piece = match[0] if value is _MISSING else _as_text(value, match[1])
-            self.spend(len(piece), 0)
+            self.spend(utf8_size(piece), 0)
             return piece
 
         return _VAR.sub(replace, text)
@@ -383,14 +383,14 @@ class _Substitution:
 
 
 def _cost(value: object) -> tuple[int, int]:
-    """(characters, values) of a secret's value, walked without recursion (a value may be deep)."""
+    """(UTF-8 bytes, values) of a secret's value, walked without recursion (a value may be deep)."""
     size = nodes = 0
     stack = [value]
     while stack:
         item = stack.pop()
         nodes += 1
         if isinstance(item, str):
-            size += len(item)
+            size += utf8_size(item)
         elif isinstance(item, Mapping):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -399,6 +399,11 @@ def _cost(value: object) -> tuple[int, int]:
         else:
             size += 8  # a number, a boolean, null
     return size, nodes
+
+
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (what budgets count: a character may be four of them)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _defined_var(key: object, values: dict[str, object]) -> str | None:

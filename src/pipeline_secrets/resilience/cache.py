@@ -36,7 +36,21 @@ class CacheStore(Protocol):
         """The entry while it is kept, else ``None``."""
         ...
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        """The entries kept of ``keys`` (a store in another process answers in one round trip)."""
+        ...
+
     def put(self, key: str, entry: Entry) -> None: ...
+
+
+def remembered(value: Any | None, now: float, found_ttl: float, notfound_ttl: float,
+               stale_if_error: float) -> Entry | None:
+    """The entry to keep for an answer (``None``: not found), or None when that kind of answer
+    is not cached (its TTL is 0). A found value is kept past its TTL for stale-if-error."""
+    found = value is not None
+    ttl = found_ttl if found else notfound_ttl
+    keep = max(ttl, stale_if_error) if found else ttl
+    return Entry(found, value, now + ttl, now + keep) if keep > 0 else None
 
 
 class MemoryStore:
@@ -76,6 +90,12 @@ class MemoryStore:
                 return None
             entries.move_to_end(key)  # type: ignore[union-attr]
             return entry
+
+    def delete(self, key: str, partition: str = "") -> None:
+        with self._lock:
+            entries = self._partitions.get(partition)
+            if entries is not None and entries.pop(key, None) is not None:
+                self._size -= 1
 
     def put(self, key: str, entry: Entry, partition: str = "") -> None:
         now = self._clock()
@@ -123,8 +143,14 @@ class _Partition:
     def get(self, key: str) -> Entry | None:
         return self._store.get(self._prefix + key, self._name)
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        return {key: entry for key in keys if (entry := self.get(key)) is not None}
+
     def put(self, key: str, entry: Entry) -> None:
         self._store.put(self._prefix + key, entry, self._name)
+
+    def delete(self, key: str) -> None:
+        self._store.delete(self._prefix + key, self._name)
 
 
 class CachingReader:
@@ -196,8 +222,9 @@ class CachingReader:
         return answers
 
     def _remember(self, path: str, value: Any | None, now: float) -> None:
-        found = value is not None
-        ttl = self._found_ttl if found else self._notfound_ttl
-        keep = max(ttl, self._stale_if_error) if found else ttl
-        if keep > 0:
-            self._store.put(path, Entry(found, value, now + ttl, now + keep))
+        entry = remembered(value, now, self._found_ttl, self._notfound_ttl, self._stale_if_error)
+        if entry is not None:
+            self._store.put(path, entry)
+
+    def invalidate(self, paths: Sequence[str]) -> None:
+        """Nothing beyond memory to drop, and the caller drops that."""

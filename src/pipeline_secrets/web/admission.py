@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,7 +105,12 @@ class Slots:
 
 class AuthQueue:
     """Admission to the password checks: ``capacity`` in flight or waiting, ``per_client`` of one
-    client address."""
+    client address. Capacity is kept for the likely logins: an attempt with a user name that is not
+    configured may use only half of it, one with a known name three quarters, and one from an
+    address that logged in as that user before all of it. A flood of made-up names cannot crowd
+    out the real users."""
+
+    UNKNOWN, KNOWN, TRUSTED = 0.5, 0.75, 1.0  # shares of the capacity each kind may fill
 
     def __init__(self, capacity: int, per_client: int) -> None:
         self.capacity = capacity
@@ -112,11 +119,19 @@ class AuthQueue:
         self._by_client: dict[str, int] = {}
 
     @contextlib.contextmanager
-    def admit(self, client: str) -> Iterator[None]:
+    def admit(
+        self, client: str, share: float = TRUSTED, on_refused: Callable[[], None] | None = None
+    ) -> Iterator[None]:
+        """Hold a place while the check runs; ``on_refused`` is called before a refusal is raised."""
+        refusal = None
         if self._by_client.get(client, 0) >= self.per_client:
-            raise Overloaded(429, "too many password checks from this address at once; try again shortly", 1)
-        if self._pending >= self.capacity:
-            raise Overloaded(503, "too many password checks waiting; try again shortly", 1)
+            refusal = Overloaded(429, "too many password checks from this address at once; try again shortly", 1)
+        elif self._pending >= max(1, int(self.capacity * share)):
+            refusal = Overloaded(503, "too many password checks waiting; try again shortly", 1)
+        if refusal is not None:
+            if on_refused is not None:
+                on_refused()
+            raise refusal
         self._pending += 1
         self._by_client[client] = self._by_client.get(client, 0) + 1
         try:
@@ -144,10 +159,13 @@ class LoginThrottle:
     logged in as this user successfully in the last ``trusted_for`` seconds: an attack on a user, or
     from a shared address, cannot lock out those who logged in from there before.
 
-    Buckets are kept for unknown names alike, so a refusal never tells whether a user exists.
+    Only failures create buckets (``check`` reads them), so refused attempts leave no state, and
+    names are kept as a keyed hash of fixed size. A full table forgets only buckets that have
+    refilled (the same as none); when none has, the least recently used goes. Buckets are kept for
+    unknown names alike, so a refusal never tells whether a user exists.
     """
 
-    MAX_KEYS = 10_000  # buckets and trusted pairs kept each (least recently used go)
+    MAX_KEYS = 30_000  # buckets and trusted pairs kept each
 
     def __init__(
         self, *, per_pair: tuple[float, float] = (20, 1 / 3), per_client: tuple[float, float] = (100, 2.0),
@@ -155,46 +173,85 @@ class LoginThrottle:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rules = {"pair": per_pair, "client": per_client, "user": per_user}
-        self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
-        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._buckets: OrderedDict[bytes, _Bucket] = OrderedDict()
+        self._trusted: OrderedDict[bytes, float] = OrderedDict()
         self._trusted_for = trusted_for
         self._clock = clock
+        self._salt = secrets.token_bytes(16)
 
     def check(self, client: str, user: str) -> None:
         """Raise ``Overloaded`` (429) when this attempt may not be checked now."""
-        self._refuse_if_empty("pair", f"{client}\0{user}")
-        trusted = self._trusted.get((client, user))
-        if trusted is not None and self._clock() - trusted < self._trusted_for:
+        self._refuse_if_empty("pair", client, user)
+        if self.trusted(client, user):
             return
-        self._refuse_if_empty("client", client)
-        self._refuse_if_empty("user", user)
+        self._refuse_if_empty("client", client, "")
+        self._refuse_if_empty("user", "", user)
 
-    def failed(self, client: str, user: str) -> None:
-        for kind, key in (("pair", f"{client}\0{user}"), ("client", client), ("user", user)):
-            self._bucket(kind, key).tokens -= 1
+    @property
+    def size(self) -> int:
+        """Buckets kept now."""
+        return len(self._buckets)
+
+    def trusted(self, client: str, user: str) -> bool:
+        """True when this address logged in as this user within ``trusted_for`` seconds."""
+        since = self._trusted.get(self._key("trusted", client, user))
+        return since is not None and self._clock() - since < self._trusted_for
+
+    def failed(self, client: str, user: str, *, of_user: bool = True) -> None:
+        """A failed check: a token from the pair's, the address's and (``of_user``) the user's bucket."""
+        self.spend("pair", client, user)
+        self.spend("client", client, "")
+        if of_user:
+            self.spend("user", "", user)
+
+    def spend(self, kind: str, client: str, user: str) -> None:
+        """One token from one bucket (an attempt refused for lack of capacity costs its address one)."""
+        key = self._key(kind, client, user)
+        bucket = self._refilled(kind, key)
+        if bucket is None:
+            bucket = _Bucket(self._rules[kind][0], self._clock())
+            self._make_room()
+            self._buckets[key] = bucket
+        bucket.tokens -= 1
 
     def succeeded(self, client: str, user: str) -> None:
-        self._trusted[(client, user)] = self._clock()
-        self._trusted.move_to_end((client, user))
+        key = self._key("trusted", client, user)
+        self._trusted[key] = self._clock()
+        self._trusted.move_to_end(key)
         if len(self._trusted) > self.MAX_KEYS:
             self._trusted.popitem(last=False)
 
-    def _refuse_if_empty(self, kind: str, key: str) -> None:
-        bucket = self._bucket(kind, key)
-        if bucket.tokens < 1:
+    def _refuse_if_empty(self, kind: str, client: str, user: str) -> None:
+        bucket = self._refilled(kind, self._key(kind, client, user))
+        if bucket is not None and bucket.tokens < 1:
             wait = (1 - bucket.tokens) / self._rules[kind][1]
             raise Overloaded(429, "too many failed logins; try again later", wait)
 
-    def _bucket(self, kind: str, key: str) -> _Bucket:
-        capacity, rate = self._rules[kind]
-        now = self._clock()
-        bucket = self._buckets.get((kind, key))
-        if bucket is None:
-            bucket = self._buckets[(kind, key)] = _Bucket(capacity, now)
-            if len(self._buckets) > self.MAX_KEYS:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end((kind, key))
+    def _refilled(self, kind: str, key: bytes) -> _Bucket | None:
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            capacity, rate = self._rules[kind]
+            now = self._clock()
+            self._buckets.move_to_end(key)
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
             bucket.updated = now
         return bucket
+
+    def _make_room(self) -> None:
+        if len(self._buckets) < self.MAX_KEYS:
+            return
+        now = self._clock()
+        for key in [key for key, bucket in self._buckets.items() if self._full(key, bucket, now)]:
+            del self._buckets[key]
+        while len(self._buckets) >= self.MAX_KEYS:
+            self._buckets.popitem(last=False)
+
+    def _full(self, key: bytes, bucket: _Bucket, now: float) -> bool:
+        capacity, rate = self._rules[self._kinds[key[:1]]]
+        return bucket.tokens + (now - bucket.updated) * rate >= capacity
+
+    _kinds = {b"p": "pair", b"c": "client", b"u": "user", b"t": "trusted"}
+
+    def _key(self, kind: str, client: str, user: str) -> bytes:
+        data = client.encode("utf-8", "surrogatepass") + b"\0" + user.encode("utf-8", "surrogatepass")
+        return kind[:1].encode() + hashlib.blake2b(data, key=self._salt, digest_size=16).digest()

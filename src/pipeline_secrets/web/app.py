@@ -44,7 +44,7 @@ from ..manager import Manager
 from ..pure.documents import check_size, encode_document, load_document, load_json_document
 from ..pure.limits import DocumentLimits
 from .admission import AuthQueue, LoginThrottle, Overloaded, Slots, TeamGates
-from .auth import Authenticator
+from .auth import MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, Authenticator
 from .health import CachedHealth
 from .logs import log
 from .observe import SCOPE_KEY, ObserveRequests, WebMetrics
@@ -73,6 +73,16 @@ CHALLENGE = 'Basic realm="pipeline-secrets", Bearer realm="pipeline-secrets"'
 
 PIPELINE_ROUTE = "/api/v1/teams/{team}/pipelines/{pipeline}/vars"
 TEAM_ROUTE = "/api/v1/teams/{team}/vars"
+
+
+MAX_LOGGED_NAME_CHARS = 128
+
+
+def loggable_name(name: str) -> str:
+    """A name from the URL as a log line shows it: at most ``MAX_LOGGED_NAME_CHARS`` characters."""
+    if len(name) <= MAX_LOGGED_NAME_CHARS:
+        return name
+    return f"{name[:MAX_LOGGED_NAME_CHARS]}...({len(name):,} characters)"
 
 
 class HttpError(Exception):
@@ -193,6 +203,8 @@ class WebNode:
             Route(f"{TEAM_ROUTE}/interpolate", self.interpolate, methods=["POST"]),
             Route(f"{PIPELINE_ROUTE}/lookup", self.lookup, methods=["GET"]),
             Route(f"{TEAM_ROUTE}/lookup", self.lookup, methods=["GET"]),
+            Route(f"{PIPELINE_ROUTE}/cache", self.invalidate, methods=["DELETE"]),
+            Route(f"{TEAM_ROUTE}/cache", self.invalidate, methods=["DELETE"]),
             Route("/sky/issuer/token", self.token, methods=["POST"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
         ]
@@ -229,7 +241,23 @@ class WebNode:
             "shared_secret_template": settings.shared_secret_template,
             "team_secret_template": settings.team_secret_template,
         }}
+        tier = self.manager.tier()
+        if tier is not None:
+            body["redis"] = tier
         return json_response(body, sort_keys=True)
+
+    @endpoint
+    async def invalidate(self, request: Request) -> Response:
+        """Admins only: forget what the fleet has cached of ``var`` for this team (or pipeline),
+        so that the next lookup on any node reads AWS again."""
+        team, pipeline = await self._authorize(request)
+        if not self.teams.is_admin(_facts(request)["user"]):
+            raise HttpError(403, "forbidden: only members of the main team may invalidate cached secrets")
+        var = request.query_params.get("var")
+        if not var:
+            raise HttpError(400, "missing query parameter 'var'")
+        paths = await self._aws(self.manager.invalidate, var, team=team, pipeline=pipeline)
+        return json_response({"invalidated": paths, "shared": self.manager.tier() is not None})
 
     @endpoint
     async def lookup(self, request: Request) -> Response:
@@ -314,9 +342,9 @@ class WebNode:
         team = request.path_params["team"]
         pipeline = request.path_params.get("pipeline")
         facts = _facts(request)
-        facts["team"] = team
+        facts["team"] = loggable_name(team)  # logged before anyone is authenticated: bounded
         if pipeline is not None:
-            facts["pipeline"] = pipeline
+            facts["pipeline"] = loggable_name(pipeline)
         user = await self._authenticate(request)
         if not self.teams.may_access(user, team):
             raise HttpError(403, "forbidden")
@@ -326,15 +354,23 @@ class WebNode:
     async def _check_password(self, request: Request, user: str, password: str) -> bool:
         """bcrypt in a worker thread; concurrent checks of one credential share one bcrypt run.
         A verified pair answers at once; anything else is admitted by the login throttle and the
-        bounded auth queue first (``Overloaded``: 429 or 503) and counted if it fails."""
+        bounded auth queue first (``Overloaded``: 429 or 503, the latter costing the address a
+        token) and counted if it fails. User names and passwords too long to be anyone's are
+        refused before any of that, leaving no state."""
+        if len(user) > MAX_USER_NAME_CHARS or len(password) > MAX_PASSWORD_BYTES:
+            return False
         key = self.auth.credential_key(user, password)
         if self.auth.remembered(key):
             return True
         client = request.client.host if request.client else ""
         self._logins.check(client, user)
         pending = self._password_checks.get(key)
+        first = pending is None
         if pending is None:
-            with self._auth_queue.admit(client):
+            share = (AuthQueue.TRUSTED if self._logins.trusted(client, user)
+                     else AuthQueue.KNOWN if self.auth.knows(user) else AuthQueue.UNKNOWN)
+            refused = functools.partial(self._logins.spend, "client", client, "")
+            with self._auth_queue.admit(client, share, on_refused=refused):
                 if self._auth_limiter is None:
                     self._auth_limiter = anyio.CapacityLimiter(AUTH_THREADS)
                 pending = asyncio.ensure_future(
@@ -346,9 +382,10 @@ class WebNode:
         else:
             ok = await asyncio.shield(pending)
         if ok:
-            self._logins.succeeded(client, user)
-        else:
-            self._logins.failed(client, user)
+            if first:  # one check makes one address trusted, not every address that joined it
+                self._logins.succeeded(client, user)
+        else:  # the user's bucket pays once per check, each address that joined pays for itself
+            self._logins.failed(client, user, of_user=first)
         return ok
 
     async def _aws(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

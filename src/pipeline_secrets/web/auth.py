@@ -15,8 +15,10 @@ bcrypt; a hit needs the right password, so the dict lookup reveals nothing.
 
 Tokens: opaque random strings (256 bits) kept in memory with their user and expiry, stored under
 their SHA-256. Chosen over signed tokens: nothing to forge and no signing key to manage or leak;
-they can be forgotten (all die with the process, clients log in again). The cost is that they do
-not survive a restart and are not shared between web nodes. Each user holds at most
+they can be forgotten (all die with the process, clients log in again). Alone, a node's tokens do
+not survive a restart and are not shared; with the fleet's Redis tier (``shared``) each token is
+also written there, hashed (``SharedTokens``), and every node accepts it until it expires; a node
+remembers a shared token it has checked for ``SHARED_RECHECK`` seconds. Each user holds at most
 ``MAX_TOKENS_PER_USER`` live tokens: a new one beyond that replaces that user's oldest, never
 another user's (users are configured, so all tokens together stay bounded).
 
@@ -37,12 +39,15 @@ from collections.abc import Callable, Iterable, Mapping
 import bcrypt
 
 from ..errors import ConfigError
+from ..resilience.shared_tokens import SharedTokens
 
 BCRYPT_ROUNDS = 10  # ~80 ms per check on a laptop core; paid at start-up and once per VERIFIED_TTL
 MAX_PASSWORD_BYTES = 72
+MAX_USER_NAME_CHARS = 256  # longer names are nobody's: refused before any work or state
 VERIFIED_TTL = 300.0
 MAX_VERIFIED = 10_000
 MAX_TOKENS_PER_USER = 100
+SHARED_RECHECK = 5.0  # a shared token checked in Redis is trusted this long by the node that asked
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _USER_NAME = re.compile(r"[^:\s]+")
 
@@ -51,9 +56,9 @@ def parse_local_user(spec: str, where: str) -> tuple[str, str]:
     """``USER:PASSWORD`` -> (user, password). The message never repeats the value (it may be a
     password without its user)."""
     user, sep, password = spec.partition(":")
-    if not sep or not password or not _USER_NAME.fullmatch(user):
+    if not sep or not password or not _USER_NAME.fullmatch(user) or len(user) > MAX_USER_NAME_CHARS:
         raise ConfigError(f"{where}: each local user must be USER:PASSWORD (a user name without spaces, "
-                          "a non-empty password)")
+                          f"at most {MAX_USER_NAME_CHARS} characters, and a non-empty password)")
     return user, password
 
 
@@ -87,9 +92,12 @@ class Authenticator:
     """Checks passwords and issues and checks bearer tokens. Thread-safe."""
 
     def __init__(
-        self, users: Mapping[str, bytes], *, token_duration: float, clock: Callable[[], float] = time.monotonic
+        self, users: Mapping[str, bytes], *, token_duration: float, clock: Callable[[], float] = time.monotonic,
+        shared: SharedTokens | None = None,
     ) -> None:
         self._users = dict(users)
+        self._shared = shared
+        self._seen_shared: dict[bytes, tuple[str, float]] = {}
         self.token_duration = token_duration
         self._clock = clock
         # One cost per user, sorted: an unknown name gets the cost of the user its keyed hash lands on.
@@ -107,6 +115,10 @@ class Authenticator:
     @property
     def users(self) -> list[str]:
         return sorted(self._users)
+
+    def knows(self, user: str) -> bool:
+        """True when ``user`` is configured (only the admission queue's shares depend on it)."""
+        return user in self._users
 
     def credential_key(self, user: str, password: str) -> bytes:
         """The key under which a verified user:password pair is remembered (an HMAC, not the password)."""
@@ -158,6 +170,8 @@ class Authenticator:
                 del self._tokens[old]
             mine[key] = None
             self._tokens[key] = (user, now + self.token_duration)
+        if self._shared is not None:
+            self._shared.add(key, user, self.token_duration)
         return token
 
     def token_count(self, user: str | None = None) -> int:
@@ -170,12 +184,34 @@ class Authenticator:
         with self._lock:
             entry = self._tokens.get(key)
             if entry is None:
-                return None
+                return self._shared_user(key)
             if entry[1] <= self._clock():
                 del self._tokens[key]
                 self._tokens_of[entry[0]].pop(key, None)
                 return None
         return entry[0]
+
+
+    def _shared_user(self, key: bytes) -> str | None:
+        """The user of a token another node issued (called with the lock held; Redis is asked
+        at most once per ``SHARED_RECHECK`` seconds per token)."""
+        if self._shared is None:
+            return None
+        now = self._clock()
+        seen = self._seen_shared.get(key)
+        if seen is not None and seen[1] > now:
+            return seen[0]
+        shared = self._shared.user_of(key)
+        if shared is not None and shared[0] in self._users:
+            user, left = shared
+            if len(self._seen_shared) >= MAX_VERIFIED:
+                self._seen_shared = {k: v for k, v in self._seen_shared.items() if v[1] > now}
+                if len(self._seen_shared) >= MAX_VERIFIED:
+                    self._seen_shared.clear()
+            self._seen_shared[key] = (user, now + min(SHARED_RECHECK, left))
+            return user
+        self._seen_shared.pop(key, None)
+        return None
 
 
 def _token_key(token: str) -> bytes:

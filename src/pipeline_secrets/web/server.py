@@ -23,6 +23,7 @@ import resource
 import signal
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -45,7 +46,8 @@ class ConnectionLimits:
     max_per_client: int = 128
     header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
-    send_timeout: float = 30.0  # an answer the client does not read for this long: connection dropped
+    send_timeout: float = 30.0  # a window in which a client must take a buffered answer ...
+    min_send_bytes: int = 256 * 1024  # ... or at least this much of it; connection dropped otherwise
     forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these addresses
 
     @property
@@ -102,65 +104,136 @@ def check_tls(cert: Path, key: Path) -> None:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
+class _CountingTransport:
+    """A transport that counts the bytes given to it: what the client took is that minus what is
+    still buffered (asyncio tells neither directly)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self._transport.write(data)
+
+    def sent(self) -> int:
+        return self.written - self._transport.get_write_buffer_size()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     """uvicorn's HTTP/1.1 protocol, closing at once the connections over the caps (all, per client
     address, and of those not yet answered once: a flood of slow first requests cannot take every
-    socket), those whose request headers do not arrive within ``header_timeout``, and those whose
-    answer is not read for ``send_timeout``."""
-    per_client: dict[str, int] = {}
-    new_per_client: dict[str, int] = {}
-    new_total = [0]
+    socket), those whose request headers do not arrive within ``header_timeout``, and those that
+    leave bytes unread: whenever an answer is buffered, the client must take all of it, or at least
+    ``min_send_bytes``, in each ``send_timeout`` window (a bare close() would wait for ever for a
+    buffer that never drains, keeping the connection's place in the caps).
 
-    def count(table: dict[str, int], key: str, step: int) -> None:
-        left = table.get(key, 0) + step
-        if left:
-            table[key] = left
-        else:
-            table.pop(key, None)
+    At a cap, a client holding fewer connections than the busiest one takes its place (one of the
+    busiest client's connections is cut): a few addresses cannot fill the node for everyone."""
+    per_client: dict[str, set[Guarded]] = {}
+    new_per_client: dict[str, set[Guarded]] = {}
+    new_total = [0]
+    everyone: set[Guarded] = set()
+
+    def add(table: dict[str, set[Guarded]], key: str, connection: Guarded) -> None:
+        table.setdefault(key, set()).add(connection)
+
+    def discard(table: dict[str, set[Guarded]], key: str, connection: Guarded) -> None:
+        mine = table.get(key)
+        if mine is not None:
+            mine.discard(connection)
+            if not mine:
+                del table[key]
+
+    def make_room(table: dict[str, set[Guarded]], key: str) -> bool:
+        """Cut a connection of the busiest client when ``key``'s client holds fewer than it."""
+        mine = len(table.get(key, ()))
+        busiest = max(table.values(), key=len, default=set())
+        if len(busiest) <= mine + 1:
+            return False
+        victim = next((c for c in busiest if c._idle()), None) or next(iter(busiest))
+        victim._cut()
+        return True
 
     class Guarded(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
         _waiting_for: object = None
         _send_timer: asyncio.TimerHandle | None = None
+        _sent_mark = 0
         _client_key: str | None = None
         _new = False  # counted among the connections not yet answered
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            counting = _CountingTransport(transport)
+            super().connection_made(counting)  # type: ignore[arg-type]
             peer = transport.get_extra_info("peername")
             key = str(peer[0]) if peer else ""
-            if (len(self.connections) > limits.max_connections or per_client.get(key, 0) >= limits.max_per_client
-                    or new_total[0] >= limits.max_new or new_per_client.get(key, 0) >= limits.max_new_per_client):
+            if not (self._admitted(key)):
                 _refusals.note()
                 transport.abort()
                 return
+            sock = transport.get_extra_info("socket")
+            if sock is not None and hasattr(socket, "TCP_USER_TIMEOUT"):  # unacknowledged data: dropped
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(limits.send_timeout * 1000))
             self._client_key = key
-            count(per_client, key, 1)
-            count(new_per_client, key, 1)
+            add(per_client, key, self)
+            add(new_per_client, key, self)
+            everyone.add(self)
             new_total[0] += 1
             self._new = True
             self._arm()
+
+        def _admitted(self, key: str) -> bool:
+            if len(everyone) >= limits.max_connections and not make_room(per_client, key):
+                return False
+            if len(per_client.get(key, ())) >= limits.max_per_client:
+                return False
+            if new_total[0] >= limits.max_new and not make_room(new_per_client, key):
+                return False
+            return len(new_per_client.get(key, ())) < limits.max_new_per_client
+
+        def _idle(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _cut(self) -> None:
+            """Reset the connection: what the kernel still holds for it goes too (a plain close
+            would leave the unread bytes queued before its FIN, for as long as the client likes)."""
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+            self._forget()  # now: the place is given back at once, connection_lost comes later
+
+        def _forget(self) -> None:
+            key = self._client_key
+            if key is not None:
+                self._client_key = None
+                discard(per_client, key, self)
+                everyone.discard(self)
+                self._answered(key)
 
         def connection_lost(self, exc: Exception | None) -> None:
             for timer in (self._header_timer, self._send_timer):
                 if timer is not None:
                     timer.cancel()
-            key = self._client_key
-            if key is not None:
-                self._client_key = None
-                count(per_client, key, -1)
-                self._answered()
+            self._forget()
             super().connection_lost(exc)
 
         def on_response_complete(self) -> None:
-            self._answered()
+            self._answered(self._client_key)
+            self._watch()
             super().on_response_complete()
 
-        def _answered(self) -> None:
-            if self._new:
+        def _answered(self, key: str | None) -> None:
+            if self._new and key is not None:
                 self._new = False
                 new_total[0] -= 1
-                count(new_per_client, self._client_key or "", -1)
+                discard(new_per_client, key, self)
 
         def data_received(self, data: bytes) -> None:
             between_requests = self.cycle is None or self.cycle.response_complete
@@ -177,22 +250,28 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         def _headers_late(self, waiting_for: object) -> None:
             self._header_timer = None
             if self.cycle is waiting_for and not self.transport.is_closing():
+                self._watch()
                 self.transport.close()  # no request began in time: nothing to answer
 
         def pause_writing(self) -> None:
             super().pause_writing()
-            if self._send_timer is None:
-                self._send_timer = self.loop.call_later(limits.send_timeout, self._unread)
+            self._watch()
 
-        def resume_writing(self) -> None:
-            if self._send_timer is not None:
-                self._send_timer.cancel()
-                self._send_timer = None
-            super().resume_writing()
+        def _watch(self) -> None:
+            """Start the send watchdog when bytes wait for the client."""
+            if self._send_timer is None and self.transport.get_write_buffer_size() > 0:
+                self._sent_mark = self.transport.sent()  # type: ignore[attr-defined]
+                self._send_timer = self.loop.call_later(limits.send_timeout, self._check_sent)
 
-        def _unread(self) -> None:
+        def _check_sent(self) -> None:
             self._send_timer = None
-            self.transport.abort()  # drops what the client left unread
+            if self.transport.get_write_buffer_size() == 0:
+                return
+            taken = self.transport.sent() - self._sent_mark  # type: ignore[attr-defined]
+            if taken < limits.min_send_bytes:
+                self._cut()  # drops what the client left unread
+            else:
+                self._watch()
 
     return Guarded
 
