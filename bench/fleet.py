@@ -26,6 +26,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 
+import report  # noqa: E402
 import run  # noqa: E402  (isolates the environment as the main benchmark does)
 import workloads  # noqa: E402
 from support.redisserver import RedisServer  # noqa: E402
@@ -37,7 +38,6 @@ from pipeline_secrets.config.keys import new_key_text  # noqa: E402
 THROTTLE_RATE = 20.0  # AWS calls a second the proxy lets through, all nodes together
 BUDGET = "16/s"  # the shared fleet's --aws-rate-limit: 80% of it
 CALLERS = 12
-BEGIN, END = "<!-- fleet benchmark: begin -->", "<!-- fleet benchmark: end -->"
 
 
 def node_flags(access_key: str) -> list[str]:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.quick:
         section = (
-            f"{BEGIN}\n## Fleet: independent nodes vs the shared Redis tier\n\n"
+            "## Fleet: independent nodes vs the shared Redis tier\n\n"
             f"`python bench/fleet.py` ({time.perf_counter() - started:.0f} s on {run.machine_note()}; "
             f"{time.strftime('%Y-%m-%d')}). {len(bench.jobs)} documents ({scale.teams} teams x {scale.pipelines} "
             f"pipelines, 15 vars each) interpolated over HTTP by {CALLERS} callers, spread round-robin over N web-node "
@@ -151,15 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             f"account); independent nodes run without Redis and without a rate limit, shared ones with one "
             f"redis-server and `--aws-rate-limit {BUDGET}`. Latency is per interpolation request, all passes; "
             "a loopback machine, so compare the rows, not the milliseconds.\n\n"
-            f"{text}\n{END}\n"
+            f"{text}\n"
         )
         doc = ROOT / "docs" / "performance.md"
-        current = doc.read_text()
-        if BEGIN in current:
-            current = current[:current.index(BEGIN)] + section + current[current.index(END) + len(END) + 1:]
-        else:
-            current = current.rstrip("\n") + "\n\n" + section
-        doc.write_text(current)
+        report.write_section(doc, "fleet", section)
         print(f"updated {doc}")
     return 0
 

@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         report.chart(results, scale, str(chart_path))
         text = report.markdown(results, scale, rows, machine=machine_note(), elapsed=elapsed,
                                date=datetime.date.today().isoformat(), chart=chart_path.name)
-        kept = out.read_text() if out.exists() else ""
-        begin, end = "<!-- fleet benchmark: begin -->", "<!-- fleet benchmark: end -->"
-        if begin in kept and end in kept:  # bench/fleet.py's section, kept as it last wrote it
-            text = text.rstrip("\n") + "\n\n" + kept[kept.index(begin):kept.index(end) + len(end)] + "\n"
+        text = text.rstrip("\n") + "\n" + report.kept_sections(out.read_text() if out.exists() else "")
         out.write_text(text)
         print(f"wrote {out} and {chart_path}")
     return 0

@@ -60,3 +60,12 @@ def test_one_team_cannot_spend_the_others_share():
     assert "share of the AWS rate budget" in str(next(iter(refused[0].values())))
     assert beta.get_many(["/b/1", "/b/2"]) == {"/b/1": "v", "/b/2": "v"}  # beta still has its own
     assert beta_below.calls == 1
+
+
+def test_a_request_pays_for_every_call_it_can_make_not_a_second_s_worth():
+    clock = Clock()
+    rates = budget(40, clock, max_wait=0.0)  # a team's share: 20 calls a second, 20 of burst
+    below = Counting()
+    alpha = TeamShare(below, rates, "alpha", lambda n: -(-n // 20))
+    answers = alpha.get_many([f"/a/{i}" for i in range(1000)])  # 50 calls: more than the burst
+    assert below.calls == 0 and all(isinstance(v, LookupFailed) for v in answers.values())

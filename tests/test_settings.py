@@ -420,6 +420,14 @@ def test_bad_redis_urls_are_refused_without_repeating_them(raw):
     assert str(info.value) == "--redis-url: must be redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix://PATH"
 
 
+@pytest.mark.parametrize("raw, kind", [("redis://:secret-pw@h:6379/0?bogus_option=1", "an option"),
+                                       ("redis://:secret-pw@h:99999/0", "a bad host, port")])
+def test_redis_urls_the_client_would_refuse_later_are_refused_now(raw, kind):
+    with pytest.raises(ConfigError, match=f"--redis-url: cannot be used: {kind}") as info:
+        resolve(**REGION, redis_url=raw)
+    assert "secret-pw" not in str(info.value)
+
+
 @pytest.mark.parametrize("raw, rate", [("50/s", 50.0), ("3000/m", 50.0), ("2.5", 2.5), ("10 / second", 10.0)])
 def test_rates(raw, rate):
     assert resolve(**REGION, aws_rate_limit=raw).aws_rate_limit == rate

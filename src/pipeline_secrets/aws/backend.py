@@ -32,6 +32,7 @@ from ..config import Settings
 from ..errors import LookupFailed
 from ..metrics import Metrics
 from ..pure.documents import has_lone_surrogates, value_depth
+from .coalescing import Coalescer
 
 HEALTH_CHECK_SECRET = "__concourse-health-check"
 T = TypeVar("T")
@@ -150,8 +151,8 @@ BATCH_LIMIT = 20  # ids per BatchGetSecretValue call
 class SecretsManagerBackend:
     """``SecretReader`` over one boto3 client (thread-safe, as boto3 clients are).
 
-    ``get_many`` reads many paths with BatchGetSecretValue (20 ids a call, calls in parallel) when
-    ``batch`` is "on" or "auto"; in "auto" an AccessDenied on the batch call itself (the seed's
+    ``get_many`` reads many paths with BatchGetSecretValue (20 ids a call, calls in parallel, ids of
+    concurrent callers sharing calls: ``Coalescer``) when ``batch`` is "on" or "auto"; in "auto" an AccessDenied on the batch call itself (the seed's
     IAM policy does not grant it) switches to parallel GetSecretValue calls for good.
 
     The ``workers`` threads are shared fairly: the calls of one ``get_many`` may have at most an
@@ -173,6 +174,10 @@ class SecretsManagerBackend:
         self._workers = workers
         self._share = threading.Condition()
         self._callers = 0  # get_many calls fanning out now
+        # Batches are shared by concurrent callers; at most half the threads carry them.
+        self._coalescer = Coalescer(self._batch_get, self._pool, batch_size=BATCH_LIMIT,
+                                    max_in_flight=max(1, workers // 2),
+                                    partial_in_flight=1)
 
     def calls_for(self, paths: int) -> int:
         """The most AWS calls a ``get_many`` of ``paths`` paths makes now (retries aside)."""
@@ -212,10 +217,7 @@ class SecretsManagerBackend:
         return dict(zip(unique, self._map(self._answer, unique)))
 
     def _read_batched(self, paths: list[str]) -> dict[str, Any]:
-        chunks = [paths[i : i + BATCH_LIMIT] for i in range(0, len(paths), BATCH_LIMIT)]
-        answers: dict[str, Any] = {}
-        for chunk_answers in self._map(self._batch_get, chunks):
-            answers.update(chunk_answers)
+        answers = self._coalescer.read(paths)
         left = [path for path in paths if path not in answers]  # the batch call was denied ("auto")
         if left:
             self._batch = "auto-denied"

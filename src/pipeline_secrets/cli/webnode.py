@@ -96,6 +96,10 @@ def listed(given: tuple[str, ...], env: str) -> list[str]:
               help="Trust X-Forwarded-For from these proxy addresses (comma-separated, or *), for the client "
                    "address that login throttling uses (connection caps count the connection's own peer) "
                    "[env: FORWARDED_ALLOW_IPS; default: trust none].")
+@click.option("--workers", envvar="PIPELINE_SECRETS_WORKERS", default=1, show_default=True, type=click.IntRange(1),
+              help="Server processes sharing the listening port (SO_REUSEPORT), to use more cores; more than 1 "
+              "needs --redis-url (the workers share the cache, the rate budget and the tokens through it) "
+              "[env: PIPELINE_SECRETS_WORKERS].")
 @aws_options
 @click.pass_context
 @handle_errors
@@ -106,7 +110,7 @@ def web(
     max_connections_per_client: int, header_timeout: str, keep_alive_timeout: str, body_timeout: str,
     send_timeout: str,
     team_concurrency: int, team_queue: int, document_concurrency: int, auth_queue: int,
-    forwarded_allow_ips: str | None, **options: Any,
+    forwarded_allow_ips: str | None, workers: int, **options: Any,
 ) -> None:
     """Serve lookups and interpolations over HTTP to authenticated users, scoped to their teams.
 
@@ -132,7 +136,7 @@ def web(
     from ..web import devmode, logs
     from ..web.app import WebLimits, create_app
     from ..web.auth import MAX_TOKENS_PER_USER, Authenticator, hash_users, parse_local_user
-    from ..web.server import ConnectionLimits, Listener, bind, raise_file_limit, serve
+    from ..web.server import ConnectionLimits, Listener, bind, raise_file_limit, run_workers, serve
     from ..web.teams import MAIN_TEAM, build_teams, load_teams_file
 
     dev = bool(options["dev"])
@@ -170,12 +174,30 @@ def web(
     file_teams = load_teams_file(teams_file) if teams_file is not None else {}
     users = hash_users(specs)
     teams = build_teams(file_teams, admins, users)
+    worker_ports = os.environ.get(WORKER_PORTS_ENV)  # set for the workers of a --workers N node
+    if worker_ports is not None:
+        workers = 1
+        bind_port, *tls_port = (int(port) for port in worker_ports.split(","))
+        if tls is not None and tls_port:
+            tls = (tls_port[0], tls[1], tls[2])
+    if workers > 1:
+        if dev:
+            raise ConfigError("--workers: --dev's emulator lives in one process; run --dev with one worker")
+        if not options.get("redis_url") and not os.environ.get("PIPELINE_SECRETS_REDIS_URL"):
+            raise ConfigError("--workers: more than one worker needs --redis-url: without it each worker would "
+                              "have its own cache and its own bearer tokens (a token from one would be refused "
+                              "by the next)")
     host = bind_ip or ("127.0.0.1" if dev else "0.0.0.0")
-    listeners = [Listener(bind(host, bind_port, "--bind-port"))]
+    shared = workers > 1 or worker_ports is not None
+    listeners = [Listener(bind(host, bind_port, "--bind-port", reuse_port=shared))]
     if tls is not None:
-        listeners.append(Listener(bind(host, tls[0], "--tls-bind-port"), (tls[1], tls[2])))
+        listeners.append(Listener(bind(host, tls[0], "--tls-bind-port", reuse_port=shared), (tls[1], tls[2])))
     for listener in listeners:
         ctx.call_on_close(listener.sock.close)
+    if workers > 1:  # this process only holds the ports (bound, never listening) and its workers
+        ports = ",".join(str(listener.port) for listener in listeners)
+        logs.configure()
+        sys.exit(run_workers(workers, {**os.environ, WORKER_PORTS_ENV: ports}, grace))
 
     dev_secrets = options.get("dev_secrets")
     manager = open_manager(ctx, options)
@@ -199,6 +221,9 @@ def web(
             sys.stdout.flush()
 
     serve(app, listeners, shutdown_timeout=grace, limits=connection_limits, on_ready=ready)
+
+
+WORKER_PORTS_ENV = "PIPELINE_SECRETS_WORKER_PORTS"
 
 
 def _tls(port: int | None, cert: Path | None, key: Path | None) -> tuple[int, Path, Path] | None:

@@ -303,6 +303,15 @@ def redis_url(raw: str) -> str:
     scheme, sep, rest = raw.partition("://")
     if not sep or scheme not in ("redis", "rediss", "unix") or not rest:
         raise ValueError("must be redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix://PATH")
+    import redis  # the client's own parsing: what it would refuse later, on every call, is refused now
+
+    try:
+        pool = redis.ConnectionPool.from_url(raw)
+        pool.make_connection()  # builds a connection object with the URL's options; does not connect
+        pool.disconnect()
+    except (ValueError, TypeError) as exc:
+        kind = "an option the Redis client does not know" if isinstance(exc, TypeError) else "a bad host, port or option"
+        raise ValueError(f"cannot be used: {kind} ({type(exc).__name__})") from None
     return raw
 
 

@@ -43,7 +43,7 @@ def build_manager(settings: Settings) -> Manager:
             return TeamShare(reader, budget, team, backend.calls_for)
     stacks = ReaderStacks(settings, retrying, metrics, stores, identity_of(settings), team_share=share)
     cluster = Lookups(settings, stacks, settings.rules.candidate_paths, metrics)
-    sources = SourceFactory(settings, retrying, stores, metrics)
+    sources = SourceFactory(settings, retrying, stores, metrics, team_share=share)
     return Manager(settings, backend, cluster, sources=sources, uncached=retrying, metrics=metrics, stores=stores,
                    tier=tier)
 

@@ -74,6 +74,18 @@ class Manager:
             value = result.value
         return copy.deepcopy(vars_.walk_fields(value, ref))
 
+    def lookup_cached(self, var: str, *, team: str, pipeline: str | None = None) -> tuple[bool, Any]:
+        """(True, value) when this process's memory answers ``lookup`` whole, else (False, None);
+        never blocks (no AWS, no Redis, no lock held for long), so an event loop may call it. The
+        errors of the var itself (syntax, fields) are raised as ``lookup`` raises them."""
+        ref = parse_var(var)
+        if ref.source is not None:
+            return False, None
+        value = self._cluster.cached(ref.path, team, pipeline or None)
+        if value is None:
+            return False, None
+        return True, copy.deepcopy(vars_.walk_fields(value, ref))
+
     def interpolate(
         self, document: Any, *, team: str, pipeline: str | None = None, allow_missing: bool = False,
         drop_var_sources: bool = False, trace: Trace | None = None,

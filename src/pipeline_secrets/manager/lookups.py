@@ -161,8 +161,9 @@ class Lookups:
         return paths
 
     def cached(self, name: str, team: str, pipeline: str | None) -> Any | None:
-        """The hot path: a value the cache answers whole (fresh misses, then a fresh value), or
-        ``None`` to take the full path. A few dict lookups; no AWS, no allocation of results."""
+        """The hot path: a value this node's memory answers whole (fresh misses, then a fresh
+        value), or ``None`` to take the full path. A few dict lookups; no AWS, no Redis, never
+        blocks: the web node calls it on its event loop."""
         started = time.perf_counter()
         try:
             candidates = self._candidates(name, team, pipeline)
@@ -171,7 +172,10 @@ class Lookups:
         readers = self._stacks.for_team(team)
         if readers.cache is None:
             return None
-        start = self._remembered_position(self._remembered(readers, [name], pipeline).get(name), candidates, None)
+        remembered = None
+        if readers.positions_here is not None:
+            remembered = readers.positions_here.get(position_key(name, pipeline))
+        start = self._remembered_position(remembered, candidates, None)
         for _, path in candidates[start:]:
             entry = readers.cache.fresh(path)
             if entry is None:

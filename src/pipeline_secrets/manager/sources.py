@@ -114,8 +114,12 @@ class SourceFactory:
 
     MAX_KEPT = 32  # secretsmanager sources kept (by identity and templates) between documents
 
-    def __init__(self, cluster: Settings, cluster_reader: SecretReader, stores: Stores, metrics: Metrics) -> None:
+    def __init__(
+        self, cluster: Settings, cluster_reader: SecretReader, stores: Stores, metrics: Metrics,
+        team_share: Callable[[SecretReader, str], SecretReader] | None = None,
+    ) -> None:
         self._cluster = cluster
+        self._team_share = team_share  # a team's share of the rate budget covers its var sources too
         self._cluster_identity = identity_of(cluster)
         self._cluster_reader = cluster_reader
         self._stores = stores
@@ -157,7 +161,7 @@ class SourceFactory:
             backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=self._metrics)
             reader = RetryingReader(backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
                                     deadline=settings.lookup_timeout, metrics=self._metrics)
-        stacks = ReaderStacks(settings, reader, self._metrics, self._stores, identity)
+        stacks = ReaderStacks(settings, reader, self._metrics, self._stores, identity, team_share=self._team_share)
         candidates = settings.rules.rendered_paths if own_credentials else self._within_team(name, settings.rules)
         lookups = Lookups(settings, stacks, candidates, self._metrics)
         with self._lock:

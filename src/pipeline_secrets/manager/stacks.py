@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..aws import SecretReader
 from ..config import Settings
@@ -19,12 +19,20 @@ from ..resilience.shared_cache import Flights, SharedCachingReader, SharedEntrie
 class Stores:
     """The stores of one manager, shared by every identity it reads with (the cluster's and its
     var sources'): one memory budget (``--secret-cache-max-entries``) in all, and with a Redis
-    tier the fleet's shared entries and fetches behind it."""
+    tier the fleet's shared entries and fetches behind it.
+
+    Invalidation names secrets, not identities: a message says (team, paths, positions), and
+    each node drops those entries under every identity it reads with (``namespaces``), in its
+    memory and in Redis. A node or the CLI reading as another identity than the nodes still
+    reaches their entries."""
 
     answers: MemoryStore | None
     positions: MemoryStore | None
     tier: RedisTier | None = None
     flights: Flights | None = None
+    namespaces: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+
+    MAX_NAMESPACES = 256  # identities (cluster, var sources) whose Redis entries a drop reaches
 
     @classmethod
     def for_settings(cls, settings: Settings, tier: RedisTier | None, metrics: Metrics) -> Stores:
@@ -39,24 +47,36 @@ class Stores:
         tier.on(INVALIDATE, stores.dropped)
         return stores
 
-    def drop(self, team: str, answer_keys: list[str], position_keys: list[str]) -> None:
-        """Drop entries from this node's memory and, with a tier, tell every node to."""
-        self._drop_here(team, answer_keys, position_keys)
+    def register(self, answers_prefix: str, positions_prefix: str) -> None:
+        """An identity this node reads with (its prefixes of answer and position names)."""
+        self.namespaces[(answers_prefix, positions_prefix)] = None
+        self.namespaces.move_to_end((answers_prefix, positions_prefix))
+        while len(self.namespaces) > self.MAX_NAMESPACES:
+            self.namespaces.popitem(last=False)
+
+    def drop(self, team: str, paths: list[str], position_keys: list[str]) -> None:
+        """Drop entries here (memory and Redis, every identity) and tell every node to."""
+        self._drop_here(team, paths, position_keys)
         if self.tier is not None:
-            self.tier.publish(INVALIDATE, self.tier.sealer.seal_message([team, answer_keys, position_keys]))
+            self.tier.publish(INVALIDATE, self.tier.sealer.seal_message([team, paths, position_keys]))
 
     def dropped(self, message: bytes) -> None:
         """Another node's ``drop``: the message is sealed (it names secrets)."""
         opened = self.tier.sealer.open_message(message) if self.tier is not None else None
         if isinstance(opened, list) and len(opened) == 3 and all(isinstance(part, (str, list)) for part in opened):
-            team, answer_keys, position_keys = opened
-            self._drop_here(str(team), [str(k) for k in answer_keys], [str(k) for k in position_keys])
+            team, paths, position_keys = opened
+            self._drop_here(str(team), [str(k) for k in paths], [str(k) for k in position_keys])
 
-    def _drop_here(self, team: str, answer_keys: list[str], position_keys: list[str]) -> None:
-        for store, keys in ((self.answers, answer_keys), (self.positions, position_keys)):
-            if store is not None:
-                for key in keys:
-                    store.delete(key, team)
+    def _drop_here(self, team: str, paths: list[str], position_keys: list[str]) -> None:
+        if self.answers is not None:
+            self.answers.delete_ending(paths, team)
+        if self.positions is not None:
+            self.positions.delete_ending(position_keys, team)
+        if self.tier is not None:
+            answers, positions = SharedEntries(self.tier, "answer"), SharedEntries(self.tier, "position")
+            for answers_prefix, positions_prefix in list(self.namespaces):
+                answers.delete([f"{team}\0{answers_prefix}{path}" for path in paths])
+                positions.delete([f"{team}\0{positions_prefix}{key}" for key in position_keys])
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,7 @@ class TeamReaders:
     reader: SecretReader
     cache: CachingReader | SharedCachingReader | None
     positions: CacheStore | None
+    positions_here: CacheStore | None = None  # this node's memory of them: never waits on Redis
 
 
 class ReaderStacks:
@@ -94,6 +115,7 @@ class ReaderStacks:
         self.positions_prefix = f"{identity}\0{rules.pipeline.text}\0{rules.team.text}\0" if identity else ""
         self._teams: OrderedDict[str, TeamReaders] = OrderedDict()
         self._lock = threading.Lock()
+        stores.register(self.answers_prefix, self.positions_prefix)
 
     def for_team(self, team: str) -> TeamReaders:
         with self._lock:
@@ -108,14 +130,9 @@ class ReaderStacks:
 
     def invalidate(self, team: str, paths: list[str], position_keys: list[str]) -> None:
         """Drop the answers of ``paths`` and the remembered positions of ``position_keys`` of
-        ``team``: from Redis, from this node's memory, and (by a message) from every node's."""
-        readers = self.for_team(team)
-        if readers.cache is not None:
-            readers.cache.invalidate(paths)
-        if isinstance(readers.positions, SharedStore):
-            readers.positions.invalidate(position_keys)
-        self._stores.drop(team, [self.answers_prefix + path for path in paths],
-                          [self.positions_prefix + key for key in position_keys])
+        ``team``, under every identity: from Redis, from this node's memory, and (by a message)
+        from every node's."""
+        self._stores.drop(team, paths, position_keys)
 
     def _build(self, team: str) -> TeamReaders:
         settings, stores = self._settings, self._stores
@@ -133,9 +150,10 @@ class ReaderStacks:
                 cache = CachingReader(below, memory, metrics=self._metrics, **ttls)
             reader = cache
         positions: CacheStore | None = None
+        positions_here: CacheStore | None = None
         if stores.positions is not None:
-            positions = stores.positions.partition(team, self.positions_prefix)
+            positions = positions_here = stores.positions.partition(team, self.positions_prefix)
             if stores.tier is not None:
                 positions = SharedStore(positions, SharedEntries(stores.tier, "position"),
                                         f"{team}\0{self.positions_prefix}")
-        return TeamReaders(SingleFlightReader(reader), cache, positions)
+        return TeamReaders(SingleFlightReader(reader), cache, positions, positions_here)

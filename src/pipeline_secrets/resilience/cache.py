@@ -97,6 +97,22 @@ class MemoryStore:
             if entries is not None and entries.pop(key, None) is not None:
                 self._size -= 1
 
+    def delete_ending(self, suffixes: Sequence[str], partition: str = "") -> int:
+        """Drop the entries of ``partition`` whose key is one of ``suffixes`` or ends with
+        NUL + one of them (the same name under any prefix: every identity's entry). Returns how
+        many went. Scans the partition: for invalidations, not for the hot path."""
+        wanted = set(suffixes)
+        with self._lock:
+            entries = self._partitions.get(partition)
+            if not entries or not wanted:
+                return 0
+            gone = [key for key in entries if key in wanted or key.rpartition("\0")[2] in wanted
+                    or any(key.endswith("\0" + suffix) for suffix in wanted if "\0" in suffix)]
+            for key in gone:
+                del entries[key]
+            self._size -= len(gone)
+            return len(gone)
+
     def put(self, key: str, entry: Entry, partition: str = "") -> None:
         now = self._clock()
         with self._lock:

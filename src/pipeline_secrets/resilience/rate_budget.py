@@ -15,7 +15,8 @@ One team may not spend the whole budget: each team's cache misses also take toke
 team's own bucket, at ``TEAM_SHARE`` of the rate (``TeamShare``, below each team's cache), so a
 team that floods AWS with names it never used waits for its own tokens while the others still find
 the shared bucket's. A team's bucket is counted in calls of either operation, as many as its
-request can make (a batch of 500 ids is 25 BatchGetSecretValue calls).
+request can make (a batch of 500 ids is 25 BatchGetSecretValue calls), taken in pieces of a second's
+worth within the lookup's deadline; it covers the team's var sources too.
 """
 
 from __future__ import annotations
@@ -97,13 +98,25 @@ class RateBudget:
         return self._take(operation, operation, self.rate, 1)
 
     def take_team(self, team: str, calls: int) -> bool:
-        """Wait for ``calls`` tokens of ``team``'s share; False when they do not come in time."""
-        key = "team:" + hashlib.sha256(team.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        """Wait for ``calls`` tokens of ``team``'s share (in pieces of at most a second's worth,
+        all within the one deadline); False when they do not come in time."""
+        key = "team:" + self._team_key(team)
         rate = self.rate * TEAM_SHARE
-        return self._take(key, "team share", rate, min(max(1, calls), max(1.0, rate)))
+        left, give_up_at = max(1, calls), self._clock() + self._max_wait
+        while left > 0:
+            piece = min(left, max(1.0, rate))
+            if not self._take(key, "team share", rate, piece, max(0.0, give_up_at - self._clock())):
+                return False
+            left -= piece
+        return True
 
-    def _take(self, key: str, label: str, rate: float, wanted: float) -> bool:
-        wait = self._reserve(key, rate, wanted)
+    def _team_key(self, team: str) -> str:
+        if self._tier is not None:  # keyed like every name in Redis: a team name is not in clear there
+            return self._tier.sealer.name("budget", team).rpartition(":")[2][:32]
+        return hashlib.sha256(team.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def _take(self, key: str, label: str, rate: float, wanted: float, max_wait: float | None = None) -> bool:
+        wait = self._reserve(key, rate, wanted, self._max_wait if max_wait is None else max_wait)
         if wait is None:
             self._metrics.budget_refused.inc()
             return False
@@ -113,12 +126,12 @@ class RateBudget:
             self._sleep(wait)
         return True
 
-    def _reserve(self, key: str, rate: float, wanted: float) -> float | None:
+    def _reserve(self, key: str, rate: float, wanted: float, max_wait: float) -> float | None:
         capacity = max(1.0, rate)  # a second's worth of burst
         if self._tier is not None and self._script is not None:
             script = self._script
             answer = self._tier.call(
-                lambda r: script(keys=[f"ps:budget:{key}"], args=[rate, capacity, self._max_wait, wanted], client=r),
+                lambda r: script(keys=[f"ps:budget:{key}"], args=[rate, capacity, max_wait, wanted], client=r),
                 None,
             )
             if answer is not None:
@@ -130,7 +143,7 @@ class RateBudget:
                 bucket = self._local[key] = _LocalBucket(rate, capacity, self._clock)
                 if len(self._local) > MAX_LOCAL_BUCKETS:
                     self._local.pop(next(iter(self._local)))
-        return bucket.reserve(self._max_wait, wanted)
+        return bucket.reserve(max_wait, wanted)
 
 
 MAX_LOCAL_BUCKETS = 10_000  # operations and teams; the oldest goes (it comes back full)

@@ -239,7 +239,8 @@ class Flights:
                 held = self._held(left, keys)
                 if held is None:  # Redis went away: fetch for ourselves
                     return answers, left
-                orphans = [path for path, ttl in zip(left, held) if ttl <= 0]
+                # Gone, or not one of ours (no expiry, or longer than we ever set): fetch ourselves.
+                orphans = [path for path, ttl in zip(left, held) if ttl <= 0 or ttl > self._lock_ttl_ms]
                 if orphans:
                     answers.update(read(orphans))  # filled just before the lock went?
                     return answers, [path for path in left if path not in answers]

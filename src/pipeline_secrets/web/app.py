@@ -76,6 +76,7 @@ TEAM_ROUTE = "/api/v1/teams/{team}/vars"
 
 
 MAX_LOGGED_NAME_CHARS = 128
+BEARER_ATTEMPTS = "\0bearer"  # the login throttle's "user" for tokens this node does not know
 
 
 def loggable_name(name: str) -> str:
@@ -189,6 +190,7 @@ class WebNode:
         self.health = CachedHealth(self._check_health, health_ttl)
         self._aws_limiter: anyio.CapacityLimiter | None = None
         self._auth_limiter: anyio.CapacityLimiter | None = None
+        self._token_limiter: anyio.CapacityLimiter | None = None
         self._password_checks: dict[bytes, asyncio.Future[bool]] = {}
         self._teams_gates = TeamGates(limits.team_concurrency, limits.team_queue)
         self._documents = Slots(limits.document_slots, per_team=max(1, limits.document_slots // 2))
@@ -265,6 +267,9 @@ class WebNode:
         var = request.query_params.get("var")
         if not var:
             raise HttpError(400, "missing query parameter 'var'")
+        cached, value = self.manager.lookup_cached(var, team=team, pipeline=pipeline)  # on the loop: memory only
+        if cached:
+            return json_response({"value": value})
         async with self._teams_gates.enter(team):
             value = await self._aws(self.manager.lookup, var, team=team, pipeline=pipeline)
         return json_response({"value": value})
@@ -330,7 +335,9 @@ class WebNode:
             if claimed and password and await self._check_password(request, claimed, password):
                 user = claimed
         elif scheme == "bearer" and credentials:
-            user = self.auth.user_for_token(credentials)
+            user = self.auth.user_for_token(credentials, ask_shared=False)  # memory only: on the loop
+            if user is None and self.auth.shares_tokens:
+                user = await self._shared_token_user(request, credentials)
         if user is None:
             raise HttpError(401, "not authorized", {"WWW-Authenticate": CHALLENGE})
         _facts(request)["user"] = user
@@ -350,6 +357,18 @@ class WebNode:
             raise HttpError(403, "forbidden")
         check_team_name(team, pipeline)
         return team, pipeline
+
+    async def _shared_token_user(self, request: Request, token: str) -> str | None:
+        """A token this node does not know, asked of the fleet's Redis in a worker thread. An
+        address whose made-up tokens keep failing is throttled as failed logins are (429)."""
+        client = request.client.host if request.client else ""
+        self._logins.check(client, BEARER_ATTEMPTS)
+        if self._token_limiter is None:
+            self._token_limiter = anyio.CapacityLimiter(AUTH_THREADS)
+        user = await anyio.to_thread.run_sync(self.auth.user_for_token, token, limiter=self._token_limiter)
+        if user is None:
+            self._logins.failed(client, BEARER_ATTEMPTS, of_user=False)
+        return user
 
     async def _check_password(self, request: Request, user: str, password: str) -> bool:
         """bcrypt in a worker thread; concurrent checks of one credential share one bcrypt run.

@@ -47,6 +47,7 @@ MAX_USER_NAME_CHARS = 256  # longer names are nobody's: refused before any work 
 VERIFIED_TTL = 300.0
 MAX_VERIFIED = 10_000
 MAX_TOKENS_PER_USER = 100
+MAX_TOKEN_CHARS = 256  # ours are 43; a longer one is nobody's
 SHARED_RECHECK = 5.0  # a shared token checked in Redis is trusted this long by the node that asked
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _USER_NAME = re.compile(r"[^:\s]+")
@@ -178,31 +179,37 @@ class Authenticator:
         with self._lock:
             return len(self._tokens) if user is None else len(self._tokens_of.get(user, ()))
 
-    def user_for_token(self, token: str) -> str | None:
-        """The user of a live token, or None (unknown or expired)."""
+    @property
+    def shares_tokens(self) -> bool:
+        """True when tokens of other nodes may be accepted (the fleet's Redis tier)."""
+        return self._shared is not None
+
+    def user_for_token(self, token: str, *, ask_shared: bool = True) -> str | None:
+        """The user of a live token, or None (unknown or expired). From memory, then (unless
+        ``ask_shared`` is False: memory only, never blocking) from the fleet's shared tokens,
+        which blocks on Redis: not on an event loop."""
+        if len(token) > MAX_TOKEN_CHARS:
+            return None
         key = _token_key(token)
+        now = self._clock()
         with self._lock:
             entry = self._tokens.get(key)
-            if entry is None:
-                return self._shared_user(key)
-            if entry[1] <= self._clock():
+            if entry is not None:
+                if entry[1] > now:
+                    return entry[0]
                 del self._tokens[key]
                 self._tokens_of[entry[0]].pop(key, None)
                 return None
-        return entry[0]
-
-
-    def _shared_user(self, key: bytes) -> str | None:
-        """The user of a token another node issued (called with the lock held; Redis is asked
-        at most once per ``SHARED_RECHECK`` seconds per token)."""
-        if self._shared is None:
+            seen = self._seen_shared.get(key)
+            if seen is not None and seen[1] > now:
+                return seen[0]
+        if self._shared is None or not ask_shared:
             return None
-        now = self._clock()
-        seen = self._seen_shared.get(key)
-        if seen is not None and seen[1] > now:
-            return seen[0]
-        shared = self._shared.user_of(key)
-        if shared is not None and shared[0] in self._users:
+        shared = self._shared.user_of(key)  # Redis: outside the lock
+        with self._lock:
+            if shared is None or shared[0] not in self._users:
+                self._seen_shared.pop(key, None)
+                return None
             user, left = shared
             if len(self._seen_shared) >= MAX_VERIFIED:
                 self._seen_shared = {k: v for k, v in self._seen_shared.items() if v[1] > now}
@@ -210,8 +217,6 @@ class Authenticator:
                     self._seen_shared.clear()
             self._seen_shared[key] = (user, now + min(SHARED_RECHECK, left))
             return user
-        self._seen_shared.pop(key, None)
-        return None
 
 
 def _token_key(token: str) -> bytes:

@@ -7,22 +7,35 @@ Records carry their fields in ``extra={"fields": {...}}``. Exceptions are logged
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 import sys
+import time
 from typing import IO, Any
 
 LOGGER_NAME = "pipeline_secrets.web"
 log = logging.getLogger(LOGGER_NAME)
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text (one tuple: atomic)
+
+
+def _utc_time(created: float) -> str:
+    """``2026-12-01T12:00:00.123Z``; the seconds part is formatted once a second (datetime's
+    isoformat was most of a request line's cost)."""
+    global _second
+    whole = int(created)
+    second = _second
+    if second[0] != whole:
+        second = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{second[1]}.{int((created - whole) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": _utc_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

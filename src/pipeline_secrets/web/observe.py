@@ -62,6 +62,18 @@ class WebMetrics:
             ["result"], registry=self.registry,
         )
 
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one request. The labelled children are kept (``labels`` costs a lock
+        and a tuple each time); their keys are the fixed methods, routes and our own statuses."""
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._series[(method, route, status)] = (
+                self.requests.labels(method, route, str(status)), self.request_seconds.labels(method, route))
+        series[0].inc()
+        series[1].observe(seconds)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -120,8 +132,7 @@ class ObserveRequests:
             method = scope["method"] if scope["method"] in METHODS else "other"
             if facts.get("client_closed"):
                 status = CLIENT_CLOSED
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.request_seconds.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route, status, elapsed)
             fields = {"method": method, "route": route, "status": status,
                       "duration_ms": round(elapsed * 1000, 3), "user": facts.pop("user", None), **facts}
             log.log(logging.WARNING if 500 <= status < 600 else logging.INFO, "request", extra={"fields": fields})

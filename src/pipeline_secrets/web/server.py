@@ -77,8 +77,10 @@ class Listener:
         return int(self.sock.getsockname()[1])
 
 
-def bind(host: str, port: int, flag: str) -> socket.socket:
-    """A listening-ready TCP socket on host:port; ``ConfigError`` naming ``flag`` when impossible."""
+def bind(host: str, port: int, flag: str, *, reuse_port: bool = False) -> socket.socket:
+    """A listening-ready TCP socket on host:port; ``ConfigError`` naming ``flag`` when impossible.
+    ``reuse_port``: several processes (``--workers``) bind the same port and the kernel spreads
+    the connections among those listening."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -88,6 +90,8 @@ def bind(host: str, port: int, flag: str) -> socket.socket:
         raise ConfigError(f"--bind-ip: cannot listen on '{host}': {getattr(exc, 'strerror', None) or exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
@@ -104,23 +108,19 @@ def check_tls(cert: Path, key: Path) -> None:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
-class _CountingTransport:
-    """A transport that counts the bytes given to it: what the client took is that minus what is
-    still buffered (asyncio tells neither directly)."""
+def _count_writes(transport: asyncio.Transport) -> Callable[[], int]:
+    """Count the bytes given to ``transport.write``; returns a function answering how many the
+    client has taken (that count less what is still buffered: asyncio tells neither directly).
+    The instance's own ``write`` is replaced, so nothing else of the transport is slowed down."""
+    written = [0]
+    write = transport.write
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self.written = 0
+    def counting_write(data: bytes | bytearray | memoryview) -> None:
+        written[0] += len(data)
+        write(data)
 
-    def write(self, data: bytes) -> None:
-        self.written += len(data)
-        self._transport.write(data)
-
-    def sent(self) -> int:
-        return self.written - self._transport.get_write_buffer_size()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+    transport.write = counting_write  # type: ignore[method-assign]
+    return lambda: written[0] - transport.get_write_buffer_size()
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
@@ -166,9 +166,11 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         _client_key: str | None = None
         _new = False  # counted among the connections not yet answered
 
+        _sent: Callable[[], int] = staticmethod(lambda: 0)  # type: ignore[assignment]
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            counting = _CountingTransport(transport)
-            super().connection_made(counting)  # type: ignore[arg-type]
+            self._sent = _count_writes(transport)
+            super().connection_made(transport)
             peer = transport.get_extra_info("peername")
             key = str(peer[0]) if peer else ""
             if not (self._admitted(key)):
@@ -260,14 +262,14 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         def _watch(self) -> None:
             """Start the send watchdog when bytes wait for the client."""
             if self._send_timer is None and self.transport.get_write_buffer_size() > 0:
-                self._sent_mark = self.transport.sent()  # type: ignore[attr-defined]
+                self._sent_mark = self._sent()
                 self._send_timer = self.loop.call_later(limits.send_timeout, self._check_sent)
 
         def _check_sent(self) -> None:
             self._send_timer = None
             if self.transport.get_write_buffer_size() == 0:
                 return
-            taken = self.transport.sent() - self._sent_mark  # type: ignore[attr-defined]
+            taken = self._sent() - self._sent_mark
             if taken < limits.min_send_bytes:
                 self._cut()  # drops what the client left unread
             else:
@@ -318,6 +320,44 @@ class _OncePerSecond(logging.Filter):
             record.msg = f"{record.msg} ({self._dropped} more like it in the last second)"
             self._dropped = 0
         return True
+
+
+def run_workers(count: int, env: dict[str, str], shutdown_timeout: float) -> int:
+    """Start ``count`` copies of this command as workers (``env`` names the ports they bind, with
+    SO_REUSEPORT) and wait: SIGTERM and SIGINT are passed on to every worker; when one worker ends,
+    the others are stopped too. The status is the first non-zero status of a worker, else 0.
+
+    Processes, not threads: Python runs one thread at a time, so more cores need more processes;
+    and not a fork of this one: it has AWS and Redis clients and threads that must not be copied."""
+    import subprocess
+
+    children = [subprocess.Popen([sys.executable, "-m", "pipeline_secrets", *sys.argv[1:]], env=env)
+                for _ in range(count)]
+    stopping = threading.Event()
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.set()
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    event("workers started", workers=count, pids=[child.pid for child in children])
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    if not stopping.is_set():  # one died on its own: the node is not whole, stop it all
+        event("a worker ended: stopping the others", logging.WARNING,
+              statuses=[child.poll() for child in children])
+        forward(signal.SIGTERM, None)
+    deadline = time.monotonic() + shutdown_timeout + 5
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return next((child.returncode for child in children if child.returncode not in (0, None)), 0)
 
 
 def raise_file_limit(needed: int) -> int:

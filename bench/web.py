@@ -1,0 +1,175 @@
+"""Benchmark: the web node against a bare Starlette app on the same uvicorn settings (issue 12).
+
+    python bench/web.py            # updates docs/performance.md (the web section)
+    python bench/web.py --quick    # shorter runs, prints only
+
+Both servers run as processes on loopback: ``pipeline-secrets web --dev`` (its embedded emulator;
+every answer measured comes from its cache, warmed first) and ``bench/bare_app.py``, which does
+the minimum the endpoint must do (parse the request, check a Basic credential against a memory
+cache, answer from a dict; for interpolation a YAML load and dump of the same document). The same
+load generator drives both (wrk when installed, else a Python client), with the same connection
+count, runs alternating ours / bare. Reported: requests/s, p50 and p99 latency, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
+import report  # noqa: E402
+from support.redisserver import free_port  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-pw-Tq48"
+LOOKUP = "/api/v1/teams/main/pipelines/hello/vars/lookup?var=database.password"
+INTERPOLATE = "/api/v1/teams/main/pipelines/hello/vars/interpolate"
+EXAMPLE = ROOT / "src" / "pipeline_secrets" / "examples" / "hello-pipeline.yml"
+CONNECTIONS = 32
+# From py-spy profiles of the node under this load (py-spy record -p PID while wrk runs).
+WHERE_THE_TIME_GOES = """Where the time goes (py-spy on the node under this load). A cached lookup is answered on the
+event loop from memory (no thread hop, no Redis, the credential a dict lookup of its HMAC), so what
+is left beyond the bare app is the node's own duties per request: the JSON request log line
+(building the record, formatting and writing it: the largest share of our own code), the
+protocol guards (the header deadline timer re-armed per request, the send watchdog's byte count),
+the metrics and `Cache-Control` middleware, and the scope checks. Interpolation parses the document
+event by event in Python so that every budget (bytes, aliases, nodes, depth, vars) is checked
+before anything large is built, and writes the output through the budgeted writer, in a worker
+thread (a 10 MiB document must not hold the loop); the bare app calls PyYAML's C loader and dumper
+once each. These are the costs of the release blockers' defences; the target is not met for
+either endpoint."""
+AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"server on port {port} did not start: {args}")
+
+
+def wrk(url: str, seconds: float, body: Path | None) -> dict[str, float]:
+    script = None
+    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-H", f"Authorization: {AUTH}"]
+    if body is not None:
+        script = Path(tempfile.mkdtemp()) / "post.lua"
+        script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.read_text())}\n'
+                          'wrk.headers["Content-Type"] = "application/yaml"\n')
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    latencies = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rate, "p50_ms": _ms(latencies["50"]), "p99_ms": _ms(latencies["99"]),
+            "errors": float(errors.group(1)) if errors else 0.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def python_load(url: str, seconds: float, body: Path | None) -> dict[str, float]:
+    """The fallback load generator: CONNECTIONS threads with keep-alive clients."""
+    latencies: list[float] = []
+    errors = [0]
+    stop = time.monotonic() + seconds
+    content = body.read_bytes() if body is not None else None
+
+    def worker() -> None:
+        with httpx.Client(headers={"Authorization": AUTH}, timeout=30) as client:
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                if content is None:
+                    response = client.get(url)
+                else:
+                    response = client.post(url, content=content, headers={"Content-Type": "application/yaml"})
+                latencies.append(time.perf_counter() - started)
+                errors[0] += response.status_code != 200
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(latencies)
+    return {"rps": len(ordered) / seconds, "p50_ms": 1000 * statistics.median(ordered),
+            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))], "errors": float(errors[0])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 2 rounds; prints only")
+    args = parser.parse_args(argv)
+    seconds, rounds = (3.0, 2) if args.quick else (8.0, 3)
+    load = wrk if shutil.which("wrk") else python_load
+    ours_port, bare_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CONCOURSE_", "PIPELINE_SECRETS_"))}
+    os.environ.clear()
+    os.environ.update(env)
+    ours = start([sys.executable, "-m", "pipeline_secrets", "web", "--dev", "--bind-port", str(ours_port),
+                  "--add-local-user", f"{USER}:{PASSWORD}", "--main-team-local-user", USER], ours_port)
+    bare = start([sys.executable, str(ROOT / "bench" / "bare_app.py"), str(bare_port), USER, PASSWORD], bare_port)
+    results: dict[str, dict[str, list[dict[str, float]]]] = {"lookup": {"ours": [], "bare": []},
+                                                            "interpolate": {"ours": [], "bare": []}}
+    try:
+        for port in (ours_port, bare_port):  # warm: ours reads the emulator once, then its cache
+            httpx.get(f"http://127.0.0.1:{port}{LOOKUP}", headers={"Authorization": AUTH}).raise_for_status()
+            httpx.post(f"http://127.0.0.1:{port}{INTERPOLATE}", content=EXAMPLE.read_bytes(),
+                       headers={"Authorization": AUTH, "Content-Type": "application/yaml"}).raise_for_status()
+        for _ in range(rounds):
+            for name, url, body in (("lookup", LOOKUP, None), ("interpolate", INTERPOLATE, EXAMPLE)):
+                for side, port in (("ours", ours_port), ("bare", bare_port)):
+                    results[name][side].append(load(f"http://127.0.0.1:{port}{url}", seconds, body))
+    finally:
+        for process in (ours, bare):
+            process.terminate()
+            process.wait(15)
+    lines = ["| endpoint | ours req/s | bare req/s | ratio | target | ours p50 / p99 | bare p50 / p99 | errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, sides in results.items():
+        o = {key: statistics.median(run[key] for run in sides["ours"]) for key in ("rps", "p50_ms", "p99_ms")}
+        b = {key: statistics.median(run[key] for run in sides["bare"]) for key in ("rps", "p50_ms", "p99_ms")}
+        errors = sum(run["errors"] for side in sides.values() for run in side)
+        ratio = o["rps"] / b["rps"]
+        lines.append(f"| cached {name} | {o['rps']:,.0f} | {b['rps']:,.0f} | {ratio:.2f} | ≥ 0.80 "
+                     f"({'met' if ratio >= 0.8 else 'not met'}) | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} ms | "
+                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | {errors:.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    if not args.quick:
+        import platform
+
+        section = (f"## Web node vs a bare Starlette app\n\n`python bench/web.py` on {platform.system()} "
+                   f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                   f"{time.strftime('%Y-%m-%d')}: {'wrk' if load is wrk else 'the Python client'}, {CONNECTIONS} "
+                   f"connections, one thread, {rounds} alternating runs of {seconds:g} s per side (medians). "
+                   "The load generator shares the machine's cores with the server.\n\n"
+                   f"{table}\n\n{WHERE_THE_TIME_GOES}\n")
+        doc = ROOT / "docs" / "performance.md"
+        report.write_section(doc, "web", section)
+        print(f"updated {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
