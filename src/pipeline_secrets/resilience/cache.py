@@ -53,6 +53,44 @@ def remembered(value: Any | None, now: float, found_ttl: float, notfound_ttl: fl
     return Entry(found, value, now + ttl, now + keep) if keep > 0 else None
 
 
+def fresh_entry(store: CacheStore, path: str, now: float, metrics: Metrics) -> Entry | None:
+    """The fresh entry of ``path`` in ``store``, counted as a hit, or None."""
+    entry = store.get(path)
+    if entry is not None and entry.fresh_until > now:
+        metrics.cache_hit.inc()
+        return entry
+    return None
+
+
+def split_fresh(
+    entries: dict[str, Entry], paths: Sequence[str], now: float, metrics: Metrics
+) -> tuple[dict[str, Any], list[str], dict[str, Entry]]:
+    """(answers of the fresh entries, the paths without one, the stale found entries of those),
+    hits and misses counted."""
+    answers: dict[str, Any] = {}
+    missing: list[str] = []
+    stale: dict[str, Entry] = {}
+    for path in dict.fromkeys(paths):
+        entry = entries.get(path)
+        if entry is not None and entry.fresh_until > now:
+            metrics.cache_hit.inc()
+            answers[path] = entry.value if entry.found else None
+            continue
+        metrics.cache_miss.inc()
+        missing.append(path)
+        if entry is not None and entry.found:
+            stale[path] = entry
+    return answers, missing, stale
+
+
+def served(answer: Any, path: str, stale: dict[str, Entry], metrics: Metrics) -> Any:
+    """``answer``, or the stale value of ``path`` when the failure allows serving one."""
+    if isinstance(answer, LookupFailed) and answer.kind in STALE_SERVABLE and path in stale:
+        metrics.cache_stale.inc()
+        return stale[path].value
+    return answer
+
+
 class MemoryStore:
     """A thread-safe LRU dict with expiry, in partitions (one per team); expired entries are
     dropped every ``purge_interval``.
@@ -90,6 +128,9 @@ class MemoryStore:
                 return None
             entries.move_to_end(key)  # type: ignore[union-attr]
             return entry
+
+    def get_many(self, keys: Sequence[str], partition: str = "") -> dict[str, Entry]:
+        return {key: entry for key in keys if (entry := self.get(key, partition)) is not None}
 
     def delete(self, key: str, partition: str = "") -> None:
         with self._lock:
@@ -202,39 +243,20 @@ class CachingReader:
 
     def fresh(self, path: str) -> Entry | None:
         """The fresh entry for ``path``, if any: the hot path of a cached lookup."""
-        entry = self._store.get(path)
-        if entry is not None and entry.fresh_until > self._clock():
-            self._metrics.cache_hit.inc()
-            return entry
-        return None
+        return fresh_entry(self._store, path, self._clock(), self._metrics)
 
     def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
-        now = self._clock()
-        answers: dict[str, Any] = {}
-        stale: dict[str, Entry] = {}
-        for path in dict.fromkeys(paths):
-            entry = self._store.get(path)
-            if entry is not None and entry.fresh_until > now:
-                self._metrics.cache_hit.inc()
-                answers[path] = entry.value if entry.found else None
-                continue
-            self._metrics.cache_miss.inc()
-            if entry is not None and entry.found:
-                stale[path] = entry
-        misses = [path for path in dict.fromkeys(paths) if path not in answers]
+        unique = list(dict.fromkeys(paths))
+        answers, misses, stale = split_fresh(self._store.get_many(unique), unique, self._clock(), self._metrics)
         if not misses:
             return answers
         fetched = self._inner.get_many(misses)
         now = self._clock()
         for path in misses:
             answer = fetched[path]
-            if isinstance(answer, LookupFailed):
-                if answer.kind in STALE_SERVABLE and path in stale:
-                    self._metrics.cache_stale.inc()
-                    answer = stale[path].value
-            else:
+            if not isinstance(answer, LookupFailed):
                 self._remember(path, answer, now)
-            answers[path] = answer
+            answers[path] = served(answer, path, stale, self._metrics)
         return answers
 
     def _remember(self, path: str, value: Any | None, now: float) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from ..aws import SecretReader, first_answer
 from ..errors import LookupFailed
 from ..metrics import Metrics
-from .cache import STALE_SERVABLE, CacheStore, Entry, remembered
+from .cache import CacheStore, Entry, fresh_entry, remembered, served, split_fresh
 from .redis_tier import FILLED, INVALIDATE, RedisTier
 
 # Releases a lock only if this node still holds it (it may have expired and been taken).
@@ -312,28 +312,11 @@ class SharedCachingReader:
 
     def fresh(self, path: str) -> Entry | None:
         """The fresh entry in this node's memory: the hot path never waits on Redis."""
-        entry = self._memory.get(path)
-        if entry is not None and entry.fresh_until > self._clock():
-            self._metrics.cache_hit.inc()
-            return entry
-        return None
+        return fresh_entry(self._memory, path, self._clock(), self._metrics)
 
     def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
-        now = self._clock()
-        answers: dict[str, Any] = {}
-        stale: dict[str, Entry] = {}
-        local = self._memory.get_many(list(dict.fromkeys(paths)))
-        missing = []
-        for path in dict.fromkeys(paths):
-            entry = local.get(path)
-            if entry is not None and entry.fresh_until > now:
-                self._metrics.cache_hit.inc()
-                answers[path] = entry.value if entry.found else None
-            else:
-                self._metrics.cache_miss.inc()
-                missing.append(path)
-                if entry is not None and entry.found:
-                    stale[path] = entry
+        unique = list(dict.fromkeys(paths))
+        answers, missing, stale = split_fresh(self._memory.get_many(unique), unique, self._clock(), self._metrics)
         answers.update(self._read_shared(missing, stale))
         misses = [path for path in missing if path not in answers]
         if not misses:
@@ -341,11 +324,7 @@ class SharedCachingReader:
         keys = {path: self._shared.key(self._namespace + path) for path in misses}
         fetched = self._flights.fetch(keys, self._inner.get_many, self._remember_all, lambda ps: self._read_shared(ps, {}))
         for path in misses:
-            answer = fetched[path]
-            if isinstance(answer, LookupFailed) and answer.kind in STALE_SERVABLE and path in stale:
-                self._metrics.cache_stale.inc()
-                answer = stale[path].value
-            answers[path] = answer
+            answers[path] = served(fetched[path], path, stale, self._metrics)
         return answers
 
     def invalidate(self, paths: Sequence[str]) -> None:
