@@ -46,6 +46,7 @@ from ..pure.limits import DocumentLimits
 from .admission import AuthQueue, LoginThrottle, Overloaded, Slots, TeamGates
 from .auth import MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, Authenticator
 from .health import CachedHealth
+from .heap import give_back_free_memory
 from .logs import log
 from .observe import SCOPE_KEY, ObserveRequests, WebMetrics
 from .teams import Teams, check_team_name
@@ -54,7 +55,8 @@ AWS_THREADS = 32  # the boto3 client's connection pool
 AUTH_THREADS = 4  # bcrypt is CPU: a flood of wrong passwords must not take every worker thread
 MAX_TOKEN_BODY_BYTES = 16 * 1024  # a password grant is ~200 bytes
 TOKEN_BODY_TIMEOUT = 5.0  # ... and comes at once: nobody authenticated waits on a slow one
-CHUNK_BYTES = 64 * 1024  # an answer is sent in pieces this large, each when the client has read
+CHUNK_BYTES = 64 * 1024
+LARGE_BODY_BYTES = 1024 * 1024  # after a document this large, free heap pages go back to the system  # an answer is sent in pieces this large, each when the client has read
 
 
 @dataclass(frozen=True)
@@ -290,10 +292,14 @@ class WebNode:
             body = await self._read_body(request, limits.max_bytes, self.limits.body_timeout)
 
             def work() -> bytes:
-                document = _load(body, as_json, limits)
-                result = self.manager.interpolate(document, team=team, pipeline=pipeline, allow_missing=allow_missing,
-                                                  drop_var_sources=drop_var_sources)
-                return encode_document(result, limits, as_json=as_json)
+                try:
+                    document = _load(body, as_json, limits)
+                    result = self.manager.interpolate(document, team=team, pipeline=pipeline,
+                                                      allow_missing=allow_missing, drop_var_sources=drop_var_sources)
+                    return encode_document(result, limits, as_json=as_json)
+                finally:
+                    if len(body) >= LARGE_BODY_BYTES:
+                        give_back_free_memory()  # its pieces came from the heap: do not keep them
 
             data = await self._aws(work)
         except BaseException:

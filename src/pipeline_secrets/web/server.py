@@ -37,6 +37,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import ConfigError
+from .heap import keep_large_blocks_returnable
 from .logs import event
 
 
@@ -394,6 +395,7 @@ def serve(
     """Serve until a signal; never returns: the process exits 0 once the listeners are done (its
     worker threads may still wait on AWS: nothing they would do matters any more)."""
     logging.getLogger("asyncio").addFilter(_OncePerSecond())
+    keep_large_blocks_returnable()
     asyncio.run(_serve(app, listeners, shutdown_timeout, limits, on_ready))
     _exit(0)
 
