@@ -48,7 +48,7 @@ def start(pool_, coalescer, ids):
 
 def test_a_lone_caller_goes_at_once_and_gets_its_answers(pool):
     calls = HeldCalls()
-    coalescer = Coalescer(calls, pool, batch_size=20, max_in_flight=4, partial_in_flight=1)
+    coalescer = Coalescer(calls, pool, batch_size=20, max_in_flight=4, partial_in_flight=1, patience=60)
     calls.release.release()
     assert coalescer.read([f"/a/{i}" for i in range(15)]) == {f"/a/{i}": f"value-of-/a/{i}" for i in range(15)}
     assert [len(b) for b in calls.batches] == [15]
@@ -56,7 +56,7 @@ def test_a_lone_caller_goes_at_once_and_gets_its_answers(pool):
 
 def test_callers_waiting_behind_a_call_share_the_next_batch(pool):
     calls = HeldCalls()
-    coalescer = Coalescer(calls, pool, batch_size=20, max_in_flight=4, partial_in_flight=1)
+    coalescer = Coalescer(calls, pool, batch_size=20, max_in_flight=4, partial_in_flight=1, patience=60)
     with ThreadPoolExecutor(4) as callers:
         first = start(callers, coalescer, [f"/a/{i}" for i in range(15)])
         calls.wait_for(1)
@@ -76,7 +76,7 @@ def test_callers_waiting_behind_a_call_share_the_next_batch(pool):
 
 def test_full_batches_go_at_once_and_a_partial_one_waits_for_the_calls_out(pool):
     calls = HeldCalls()
-    coalescer = Coalescer(calls, pool, batch_size=4, max_in_flight=3, partial_in_flight=1)
+    coalescer = Coalescer(calls, pool, batch_size=4, max_in_flight=3, partial_in_flight=1, patience=60)
     with ThreadPoolExecutor(4) as callers:
         big = start(callers, coalescer, [f"/big/{i}" for i in range(12)])
         calls.wait_for(3)  # three full batches at once, up to max_in_flight
@@ -105,3 +105,18 @@ def test_ids_a_call_leaves_out_are_left_out_and_errors_reach_only_that_batchs_ca
     calls.fail_with = None
     calls.release.release()
     assert coalescer.read(["/y"]) == {"/y": "value-of-/y"}  # nothing left over from the failure
+
+
+def test_a_caller_stuck_behind_a_slow_call_sends_its_batch_after_its_patience(pool):
+    calls = HeldCalls()
+    coalescer = Coalescer(calls, pool, batch_size=20, max_in_flight=4, partial_in_flight=1, patience=0.05)
+    with ThreadPoolExecutor(2) as callers:
+        slow = start(callers, coalescer, ["/slow"])
+        calls.wait_for(1)
+        behind = start(callers, coalescer, ["/behind"])
+        calls.wait_for(2)  # sent while the first call is still out (no release yet)
+        calls.release.release()
+        calls.release.release()
+        assert behind.result(10) == {"/behind": "value-of-/behind"}
+        assert slow.result(10) == {"/slow": "value-of-/slow"}
+    assert calls.batches == [["/slow"], ["/behind"]]

@@ -4,7 +4,9 @@ BatchGetSecretValue call, instead of each caller's rounds in batches of their ow
 There is no waiting window. A full batch goes as soon as one of ``max_in_flight`` call slots is
 free; a partial one goes at once only while fewer than ``partial_in_flight`` calls are out (a lone
 caller pays no latency for the sharing), else it waits for a call to come back, gathering the ids
-of other callers meanwhile (as Nagle's algorithm does with small TCP segments). A batch is
+of other callers meanwhile (as Nagle's algorithm does with small TCP segments). A caller that has
+waited ``patience`` seconds sends what it has anyway: a call held up by a slow or throttled answer
+does not hold the other callers' batches behind it. A batch is
 filled from the waiting callers in turn (round-robin, a few ids each), so one caller's large
 document cannot hold the others' few ids behind all of its own. Every caller gets back the
 answers of its own ids only; an id two callers wait for goes out once.
@@ -38,8 +40,10 @@ class Coalescer:
     them; ids ``call`` leaves out of its answer are left out of the caller's too. Thread-safe."""
 
     def __init__(
-        self, call: BatchCall, pool: Executor, *, batch_size: int, max_in_flight: int, partial_in_flight: int = 2
+        self, call: BatchCall, pool: Executor, *, batch_size: int, max_in_flight: int, partial_in_flight: int = 2,
+        patience: float = 0.2,
     ) -> None:
+        self._patience = patience
         self._call = call
         self._pool = pool
         self._batch_size = batch_size
@@ -59,16 +63,17 @@ class Coalescer:
             self._callers[id(caller)] = caller
             self._pending += len(caller.waiting)
         self._send()
-        caller.done.wait()
+        while not caller.done.wait(self._patience):
+            self._send(impatient=True)
         if caller.error is not None:
             raise caller.error
         return caller.answers
 
-    def _send(self) -> None:
-        """Send what waits, while call slots are free."""
+    def _send(self, impatient: bool = False) -> None:
+        """Send what waits, while call slots are free (``impatient``: partial batches too)."""
         while True:
             with self._lock:
-                full = self._pending >= self._batch_size
+                full = impatient or self._pending >= self._batch_size
                 if not self._callers or self._in_flight >= (self._max_in_flight if full else self._partial_in_flight):
                     return
                 batch = self._next_batch()
