@@ -21,7 +21,7 @@ class HeldCalls:
         self.fail_with: BaseException | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, ids: list[str]) -> dict[str, object]:
+    def __call__(self, ids: list[str], admitted: bool = True) -> dict[str, object]:
         with self._lock:
             self.batches.append(list(ids))
         self.release.acquire()
@@ -120,3 +120,30 @@ def test_a_caller_stuck_behind_a_slow_call_sends_its_batch_after_its_patience(po
         assert behind.result(10) == {"/behind": "value-of-/behind"}
         assert slow.result(10) == {"/slow": "value-of-/slow"}
     assert calls.batches == [["/slow"], ["/behind"]]
+
+
+def test_a_slot_waiting_for_the_rate_budget_takes_the_ids_that_gathered_meanwhile(pool):
+    calls = HeldCalls()
+    token = threading.Event()
+    admitted: list[bool] = []
+
+    def admit() -> bool:
+        token.wait(10)
+        admitted.append(True)
+        return True
+
+    coalescer = Coalescer(calls, pool, batch_size=20, max_in_flight=4, partial_in_flight=1, patience=60, admit=admit)
+    with ThreadPoolExecutor(3) as callers:
+        first = start(callers, coalescer, ["/a/1", "/a/2"])  # its slot waits for a token...
+        second = start(callers, coalescer, ["/b/1"])  # ... while two more callers arrive
+        third = start(callers, coalescer, ["/c/1", "/c/2"])
+        deadline = time.monotonic() + 10
+        while coalescer.pending < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        token.set()
+        calls.release.release()
+        results = [first.result(10), second.result(10), third.result(10)]
+    assert calls.batches == [["/a/1", "/a/2", "/b/1", "/c/1", "/c/2"]]  # one call, one token
+    assert admitted == [True]
+    assert set(results[1]) == {"/b/1"} and set(results[2]) == {"/c/1", "/c/2"}

@@ -175,7 +175,8 @@ class SecretsManagerBackend:
         self._share = threading.Condition()
         self._callers = 0  # get_many calls fanning out now
         # Batches are shared by concurrent callers; at most half the threads carry them.
-        self._coalescer = Coalescer(self._batch_get, self._pool, batch_size=BATCH_LIMIT,
+        admit = None if budget is None else (lambda: budget.take("BatchGetSecretValue"))
+        self._coalescer = Coalescer(self._batch_get, self._pool, batch_size=BATCH_LIMIT, admit=admit,
                                     max_in_flight=max(1, workers // 2),
                                     partial_in_flight=1)
 
@@ -282,9 +283,10 @@ class SecretsManagerBackend:
         except LookupFailed as exc:
             return exc
 
-    def _batch_get(self, paths: list[str]) -> dict[str, Any]:
-        """One BatchGetSecretValue call; {} when "auto" finds the call itself denied."""
-        if self._budget is not None and not self._budget.take("BatchGetSecretValue"):
+    def _batch_get(self, paths: list[str], admitted: bool = True) -> dict[str, Any]:
+        """One BatchGetSecretValue call, once the rate budget has ``admitted`` it (the coalescer
+        asks it first); {} when "auto" finds the call itself denied."""
+        if not admitted:
             return {path: _over_budget(path, "BatchGetSecretValue") for path in paths}
         try:
             response = self._client.batch_get_secret_value(SecretIdList=paths)

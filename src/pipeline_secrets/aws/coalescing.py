@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-BatchCall = Callable[[list[str]], dict[str, Any]]
+BatchCall = Callable[[list[str], bool], dict[str, Any]]  # (ids, admitted by the rate budget) -> answers
 
 
 class _Caller:
@@ -37,13 +37,19 @@ class _Caller:
 
 class Coalescer:
     """``read(ids)`` -> {id: answer} as ``call`` (one batch of at most ``batch_size`` ids) gives
-    them; ids ``call`` leaves out of its answer are left out of the caller's too. Thread-safe."""
+    them; ids ``call`` leaves out of its answer are left out of the caller's too. Thread-safe.
+
+    With ``admit`` (the rate budget: waits for a token, False when none comes in time), a call
+    slot first waits for its token and only then takes its ids: whatever gathered during the wait
+    goes in the same call, so waiting on the budget fills batches instead of multiplying them."""
 
     def __init__(
         self, call: BatchCall, pool: Executor, *, batch_size: int, max_in_flight: int, partial_in_flight: int = 2,
-        patience: float = 0.2,
+        patience: float = 0.2, admit: Callable[[], bool] | None = None,
     ) -> None:
         self._patience = patience
+        self._admit = admit
+        self._admitting = 0  # call slots waiting for their token, each to take up to batch_size ids
         self._call = call
         self._pool = pool
         self._batch_size = batch_size
@@ -54,6 +60,12 @@ class Coalescer:
         self._callers: OrderedDict[int, _Caller] = OrderedDict()  # callers with ids not yet sent
         self._in_flight = 0
         self.calls = 0  # for the benchmark and tests
+
+    @property
+    def pending(self) -> int:
+        """Ids waiting to be taken into a call (for tests and metrics)."""
+        with self._lock:
+            return self._pending
 
     def read(self, ids: list[str]) -> dict[str, Any]:
         caller = _Caller(list(dict.fromkeys(ids)))
@@ -73,18 +85,31 @@ class Coalescer:
         """Send what waits, while call slots are free (``impatient``: partial batches too)."""
         while True:
             with self._lock:
-                full = impatient or self._pending >= self._batch_size
-                if not self._callers or self._in_flight >= (self._max_in_flight if full else self._partial_in_flight):
-                    return
-                batch = self._next_batch()
-                if not batch:
+                unclaimed = self._pending - self._admitting * self._batch_size
+                full = unclaimed >= self._batch_size or (impatient and unclaimed > 0)
+                if unclaimed <= 0 or self._in_flight >= (self._max_in_flight if full else self._partial_in_flight):
                     return
                 self._in_flight += 1
-                self.calls += 1
+                if self._admit is not None:
+                    self._admitting += 1
+                    batch = None
+                else:
+                    batch = self._take_batch()
+                    if batch is None:
+                        return
             try:
                 self._pool.submit(self._run, batch)
             except RuntimeError as exc:  # the pool is shut down (closing)
-                self._deliver(batch, {}, exc)
+                self._deliver(batch or {}, {}, exc)
+
+    def _take_batch(self) -> dict[str, list[_Caller]] | None:
+        """The next batch for a reserved slot, or None (the slot is given back) (lock held)."""
+        batch = self._next_batch()
+        if not batch:
+            self._in_flight -= 1
+            return None
+        self.calls += 1
+        return batch
 
     def _next_batch(self) -> dict[str, list[_Caller]]:
         """Up to ``batch_size`` distinct ids, a few from each waiting caller in turn (lock held)."""
@@ -118,9 +143,18 @@ class Coalescer:
         self._pending = sum(len(caller.waiting) for caller in self._callers.values())
         return batch
 
-    def _run(self, batch: dict[str, list[_Caller]]) -> None:
+    def _run(self, batch: dict[str, list[_Caller]] | None) -> None:
+        admitted = True
+        if batch is None:  # a slot that takes its ids once the budget admits it
+            admitted = self._admit() if self._admit is not None else True
+            with self._lock:
+                self._admitting -= 1
+                batch = self._take_batch()
+            if batch is None:
+                self._send()
+                return
         try:
-            answers = self._call(list(batch))
+            answers = self._call(list(batch), admitted)
         except BaseException as exc:  # delivered to the callers, who raise it
             self._deliver(batch, {}, exc)
         else:
