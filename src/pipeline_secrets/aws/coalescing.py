@@ -1,18 +1,18 @@
 """Batches shared by concurrent callers: ids waiting from many callers go out together, 20 to a
 BatchGetSecretValue call, instead of each caller's rounds in batches of their own.
 
-There is no waiting window. A full batch goes as soon as one of ``max_in_flight`` call slots is
-free; a partial one goes at once only while fewer than ``partial_in_flight`` calls are out (a lone
-caller pays no latency for the sharing), else it waits for a call to come back, gathering the ids
-of other callers meanwhile (as Nagle's algorithm does with small TCP segments). A caller that has
-waited ``patience`` seconds sends what it has anyway: a call held up by a slow or throttled answer
-does not hold the other callers' batches behind it. A batch is
-filled from the waiting callers in turn (round-robin, a few ids each), so one caller's large
-document cannot hold the others' few ids behind all of its own. Every caller gets back the
-answers of its own ids only; an id two callers wait for goes out once.
+No fixed waiting window: a full batch goes as soon as one of ``max_in_flight`` call slots is free;
+a partial one goes at once while fewer than ``partial_in_flight`` calls are out (a lone caller pays
+no latency for the sharing), else it waits for a call to come back, gathering the ids of other
+callers meanwhile (as Nagle's algorithm does with small TCP segments). A caller that has waited
+``patience`` seconds sends what it has anyway, so a call held up by a slow or throttled answer
+does not hold the other callers' batches behind it. A batch is filled from the waiting callers in
+turn (round-robin, a few ids each), so one caller's large document cannot hold the others' few ids
+behind all of its own. Every caller gets back the answers of its own ids only; an id two callers
+wait for goes out once.
 
 Written here rather than taken from a library: the batching libraries on PyPI are asyncio
-DataLoaders or time-window batchers; this one works with threads and has no window.
+DataLoaders or time-window batchers; this one works with threads and waits only on other calls.
 """
 
 from __future__ import annotations
