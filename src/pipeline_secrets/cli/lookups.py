@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from ..pure.documents import dump_document, load_document
-from .options import aws_options, handle_errors, open_manager, read_text, scope_options
+from ..tools.reading import read_text
+from .options import aws_options, handle_errors, open_manager, scope_options
 
 
 @click.command()

@@ -14,10 +14,8 @@ from typing import Any
 import click
 
 from ..config.settings import OPTIONS, resolve_settings
-from ..errors import DocumentError, PipelineSecretsError, ScopeNameError
+from ..errors import PipelineSecretsError, ScopeNameError
 from ..manager import Manager, build_manager
-from ..pure.documents import check_size
-from ..pure.limits import DocumentLimits
 from ..pure.templates import LookupRules, check_scope
 
 _SETTING_NAMES = [option.name for option in OPTIONS]
@@ -114,22 +112,6 @@ def open_manager(ctx: click.Context, options: dict[str, Any]) -> Manager:
     manager = build_manager(settings)
     ctx.call_on_close(manager.close)
     return manager
-
-
-def read_text(file: Path, max_bytes: int) -> str:
-    """The text of ``file`` ('-': stdin), reading no more than ``max_bytes`` + 1 bytes of it."""
-    try:
-        if str(file) == "-":
-            data = sys.stdin.buffer.read(max_bytes + 1)
-        else:
-            with file.open("rb") as stream:
-                data = stream.read(max_bytes + 1)
-        check_size(len(data), DocumentLimits(max_bytes=max_bytes))
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DocumentError(f"'{file}' is not UTF-8 text") from None
-    except OSError as exc:
-        raise DocumentError(f"cannot read '{file}': {exc.strerror}") from None
 
 
 def template_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -263,6 +263,3 @@ class CachingReader:
         entry = remembered(value, now, self._found_ttl, self._notfound_ttl, self._stale_if_error)
         if entry is not None:
             self._store.put(path, entry)
-
-    def invalidate(self, paths: Sequence[str]) -> None:
-        """Nothing beyond memory to drop, and the caller drops that."""

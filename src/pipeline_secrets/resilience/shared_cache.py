@@ -127,10 +127,6 @@ class SharedStore:
         self._memory.put(key, entry)
         self._shared.put(self._namespace + key, entry, self._clock())
 
-    def invalidate(self, keys: Sequence[str]) -> None:
-        """Drop ``keys`` from Redis (the caller drops them from every node's memory)."""
-        self._shared.delete([self._namespace + key for key in keys])
-
 
 class Flights:
     """Fetches made once for the fleet: per-path locks in Redis, and waiting for another node's
@@ -326,10 +322,6 @@ class SharedCachingReader:
         for path in misses:
             answers[path] = served(fetched[path], path, stale, self._metrics)
         return answers
-
-    def invalidate(self, paths: Sequence[str]) -> None:
-        """Drop ``paths`` from Redis (the caller drops them from every node's memory)."""
-        self._shared.delete([self._namespace + path for path in paths])
 
     def _read_shared(self, paths: list[str], stale: dict[str, Entry]) -> dict[str, Any]:
         """Fresh entries of Redis for ``paths`` (kept in memory too); stale ones noted in ``stale``."""

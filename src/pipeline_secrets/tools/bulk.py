@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import PipelineSecretsError
 from ..manager import Manager, key_label
 from ..pure import vars as vars_
-from ..pure.documents import check_size, load_document
-from ..pure.limits import DocumentLimits
+from ..pure.documents import load_document
+from .reading import read_text
 
 PIPELINE_SUFFIXES = (".yml", ".yaml")
 
@@ -68,7 +68,7 @@ def check_file(manager: Manager, file: Path, *, team: str, pipeline: str | None)
     exception, so one bad file does not hide the others' results."""
     report = FileReport(str(file), pipeline)
     try:
-        document = load_document(_read(file, manager.settings.limits.max_bytes), manager.settings.limits)
+        document = load_document(read_text(file, manager.settings.limits.max_bytes), manager.settings.limits)
         resolution = manager.resolve_document(document, team=team, pipeline=pipeline)
     except PipelineSecretsError as exc:  # unreadable, a var source we cannot use, an invalid pipeline name
         report.errors.append(str(exc))
@@ -126,15 +126,3 @@ def summarize(reports: Sequence[FileReport]) -> dict[str, int]:
         "undefined": sum(len(r.undefined) for r in reports),
         "errors": sum(len(r.errors) for r in reports),
     }
-
-
-def _read(file: Path, max_bytes: int) -> str:
-    try:
-        with file.open("rb") as stream:
-            data = stream.read(max_bytes + 1)
-        check_size(len(data), DocumentLimits(max_bytes=max_bytes))
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PipelineSecretsError(f"'{file}' is not UTF-8 text") from None
-    except OSError as exc:
-        raise PipelineSecretsError(f"cannot read '{file}': {exc.strerror}") from None
