@@ -20,6 +20,8 @@ from typing import IO
 
 from pipeline_secrets.dev import reset_moto  # the --dev emulator resets moto the same way
 
+from .output import read_shared_file
+
 _CHILD = """
 import logging, os, sys
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request log lines
@@ -71,8 +73,7 @@ class MotoServer:
 
 
 def _stderr_text(stderr: IO[bytes]) -> str:
-    stderr.seek(0)
-    return stderr.read().decode("utf-8", "replace")[-4000:]
+    return read_shared_file(stderr)[-4000:]
 
 
 def start_moto_server(timeout: float = 30.0) -> MotoServer:

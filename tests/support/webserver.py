@@ -20,6 +20,8 @@ from typing import IO, TYPE_CHECKING, Any
 import bcrypt
 import httpx
 
+from .output import read_shared_file
+
 if TYPE_CHECKING:
     from .faultproxy import FaultProxy
 
@@ -88,12 +90,10 @@ class WebServer:
         return self.urls[0]
 
     def log_text(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace")
+        return read_shared_file(self._stderr)
 
     def stdout_text(self) -> str:
-        self._stdout.seek(0)
-        return self._stdout.read().decode("utf-8", "replace")
+        return read_shared_file(self._stdout)
 
     def logs(self) -> list[dict[str, Any]]:
         """Every log line, parsed: each must be one JSON object. A last line still being written
