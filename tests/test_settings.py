@@ -65,6 +65,8 @@ OUR_OPTIONS = {
     "redis_encryption_key_files": ("--redis-encryption-key-file", "PIPELINE_SECRETS_REDIS_ENCRYPTION_KEY_FILE"),
     "redis_timeout": ("--redis-timeout", "PIPELINE_SECRETS_REDIS_TIMEOUT"),
     "aws_rate_limit": ("--aws-rate-limit", "PIPELINE_SECRETS_AWS_RATE_LIMIT"),
+    "team_role_template": ("--aws-secretsmanager-team-role-template", "PIPELINE_SECRETS_TEAM_ROLE_TEMPLATE"),
+    "team_role_duration": ("--aws-team-role-duration", "PIPELINE_SECRETS_TEAM_ROLE_DURATION"),
 }
 
 

@@ -225,9 +225,11 @@ def assert_exit_2(result: Result, *needles: str) -> None:
     ("- alpha\n", "must be a mapping with one key, 'teams'"),
     ("teams: [alpha]\n", "must be a mapping with one key, 'teams'"),
     ("teams: {}\nextra: 1\n", "must be a mapping with one key, 'teams'"),
-    ("teams:\n  alpha: [alice]\n", "team 'alpha' must be a mapping with one key, 'local_users'"),
+    ("teams:\n  alpha: [alice]\n", "team 'alpha' must be a mapping of local_users and, optionally, role_arn and external_id"),
     ("teams:\n  alpha:\n    local_users: alice\n", "local_users must be a list of user names"),
-    ("teams:\n  alpha:\n    local_users: [alice]\n    admins: [bob]\n", "one key, 'local_users'"),
+    ("teams:\n  alpha:\n    local_users: [alice]\n    admins: [bob]\n", "a mapping of local_users and, optionally"),
+    ("teams:\n  alpha:\n    local_users: [alice]\n    role_arn: arn:aws:iam::1:role/x\n", "is not an IAM role ARN"),
+    ("teams:\n  alpha:\n    local_users: [alice]\n    external_id: abc\n", "external_id needs a role_arn"),
     ("teams:\n  alpha:\n    local_users: [alice, 3]\n", "local_users must be a list of user names"),
     ("teams:\n  a/b:\n    local_users: [alice]\n", "invalid team name 'a/b'"),
     ("teams:\n  '..':\n    local_users: [alice]\n", "invalid team name '..'"),
@@ -364,7 +366,7 @@ def test_tokens_expire():
 def test_teams(tmp_path):
     path = tmp_path / "teams.yml"
     path.write_text("teams:\n  alpha:\n    local_users: [alice, bob]\n  main:\n    local_users: [carol]\n")
-    teams = build_teams(load_teams_file(path), ["admin"], ["admin", "alice", "bob", "carol"])
+    teams = build_teams(load_teams_file(path).members, ["admin"], ["admin", "alice", "bob", "carol"])
     assert isinstance(teams, Teams)
     assert teams.is_admin("admin") and teams.is_admin("carol") and not teams.is_admin("alice")
     assert teams.may_access("alice", "alpha") and not teams.may_access("alice", "beta")

@@ -6,6 +6,13 @@ the wire format (``X-Amz-Target``, the JSON body's ``SecretId``, the SigV4
 AccessDenied from an IAM policy (moto does not evaluate IAM), throttling,
 5xx, dropped or hung connections, latency.
 
+STS (the query protocol: a form body with ``Action=``) goes through it too: with
+roles registered (``add_role``), AssumeRole of an unknown role, or with the wrong
+external id, is denied as AWS denies it; a granted session's temporary key is
+mapped to its role's policy, the session's name and tags are recorded
+(``sessions``), its lifetime may be shortened (``sts_lifetime``) and calls signed
+with an expired key get ExpiredTokenException.
+
 Why our own: nothing on PyPI injects faults at the wire level for the AWS
 JSON protocol with IAM evaluation; moto's own hooks run inside the test
 process and could not exercise botocore's HTTP stack (retries, connection
@@ -27,11 +34,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from . import iam
 
@@ -41,7 +49,8 @@ _HOP_BY_HOP = frozenset(
     "connection keep-alive proxy-connection proxy-authenticate proxy-authorization"
     " te trailer transfer-encoding upgrade expect content-length host".split()
 )
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/")
+_XML_FIELD = "<{0}>([^<]*)</{0}>"
 Headers = list[tuple[str, str]]
 
 
@@ -69,6 +78,25 @@ class _Request:
     secret_ids: tuple[str, ...]
     access_key_id: str | None
     params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RoleSession:
+    """One AssumeRole the proxy granted."""
+
+    role_arn: str
+    session_name: str
+    tags: dict[str, str]
+    external_id: str | None
+    caller_key: str | None  # who assumed it (the node's key)
+    access_key_id: str  # the session's temporary key
+    expires: float  # time.time()
+
+
+@dataclass
+class _Role:
+    policy: dict[str, Any]
+    external_id: str | None
 
 
 @dataclass
@@ -159,6 +187,12 @@ def _parse(method: str, path: str, headers: Headers, body: bytes) -> _Request:
     lower = {k.lower(): v for k, v in headers}
     service, _, operation = lower.get("x-amz-target", "").rpartition(".")
     match = _CREDENTIAL.search(lower.get("authorization", ""))
+    if "x-www-form-urlencoded" in lower.get("content-type", ""):  # the query protocol (STS)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        params: Any = {key: values[0] for key, values in form.items()}
+        service, operation = (match.group(2) if match else "sts"), params.get("Action", "")
+        return _Request(method, path, headers, body, service, operation, (),
+                        match.group(1) if match else None, params)
     try:
         params = json.loads(body) if body else {}
     except ValueError:
@@ -183,11 +217,28 @@ def _error_type(status: int, headers: Headers, body: bytes) -> str | None:
     for k, v in headers:
         if k.lower() == "x-amzn-errortype":
             return v.split(":")[0]
+    if body.lstrip().startswith(b"<"):
+        found = re.search(_XML_FIELD.format("Code"), body.decode("utf-8", "replace"))
+        return found.group(1) if found else None
     try:
         kind = json.loads(body).get("__type")
     except (ValueError, AttributeError):
         return None
     return kind.rpartition("#")[2] if isinstance(kind, str) else None
+
+
+def _error_answer(req: _Request, status: int, kind: str, message: str) -> tuple[int, Headers, bytes]:
+    """An AWS error answer in the request's protocol: JSON (Secrets Manager) or XML (STS)."""
+    base = [("x-amzn-RequestId", str(uuid.uuid4())), ("Date", formatdate(usegmt=True))]
+    if req.service == "sts":
+        kind = {"AccessDeniedException": "AccessDenied", "ThrottlingException": "Throttling"}.get(kind, kind)
+        if status == 400 and kind == "AccessDenied":
+            status = 403
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{kind}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+        return status, [*base, ("Content-Type", "text/xml")], body
+    body = json.dumps({"__type": kind, "Message": message}).encode()
+    return status, [*base, ("Content-Type", JSON_CONTENT_TYPE)], body
 
 
 class _Server(ThreadingHTTPServer):
@@ -253,13 +304,13 @@ class _Handler(BaseHTTPRequestHandler):
             proxy._stopping.wait(plan.latency)
             if plan.error:
                 status, kind, message = plan.error
-                body = json.dumps({"__type": kind, "Message": message}).encode()
-                headers = [("x-amzn-RequestId", str(uuid.uuid4())),
-                           ("Content-Type", JSON_CONTENT_TYPE), ("Date", formatdate(usegmt=True))]
+                status, headers, body = _error_answer(req, status, kind, message)
             else:
                 status, headers, body = self._forward(req)
                 if plan.batch_policy and status == 200:
                     body = proxy._filter_batch(req, body)
+                if req.operation == "AssumeRole" and status == 200:
+                    body = proxy._granted(req, body)
             fault = plan.fault if plan.drop is None else "drop"
             record(None if plan.drop else status, _error_type(status, headers, body), fault)
         except Exception as exc:  # a bug in the proxy: answer so the test sees it
@@ -411,6 +462,10 @@ class FaultProxy:
             self._policy: _Policy | None = None
             self._key_policies: dict[str, _Policy] = {}
             self._bucket: _TokenBucket | None = None
+            self._roles: dict[str, _Role] = {}
+            self._sessions: list[RoleSession] = []
+            self._key_expiry: dict[str, float] = {}
+            self._sts_lifetime: float | None = None
             self._log.clear()
 
     def set_policy(self, policy: dict[str, Any] | None, region: str = "us-east-1",
@@ -429,6 +484,60 @@ class FaultProxy:
                 self._key_policies.pop(access_key, None)
             else:
                 self._key_policies[access_key] = state
+
+    def add_role(self, role_arn: str, policy: dict[str, Any], external_id: str | None = None) -> None:
+        """A role that AssumeRole may grant: its sessions' keys are judged by ``policy``. Once any
+        role is added, AssumeRole of any other role is denied (as AWS denies a missing role)."""
+        iam.evaluate(policy, "secretsmanager:GetSecretValue", "*")  # validate now
+        with self._lock:
+            self._roles[role_arn] = _Role(json.loads(json.dumps(policy)), external_id)
+
+    def sts_lifetime(self, seconds: float | None) -> None:
+        """Sessions granted from now on expire after ``seconds`` (None: as moto says)."""
+        with self._lock:
+            self._sts_lifetime = seconds
+
+    @property
+    def sessions(self) -> list[RoleSession]:
+        with self._lock:
+            return list(self._sessions)
+
+    def _granted(self, req: _Request, body: bytes) -> bytes:
+        """Record the session moto granted, map its key to the role's policy, shorten its life."""
+        text = body.decode("utf-8")
+        key = re.search(_XML_FIELD.format("AccessKeyId"), text)
+        assert key is not None, text[:200]
+        role_arn = req.params.get("RoleArn", "")
+        tags = {req.params[name]: req.params.get(name.replace(".Key", ".Value"), "")
+                for name in req.params if name.startswith("Tags.member.") and name.endswith(".Key")}
+        with self._lock:
+            lifetime = self._sts_lifetime
+            expires = time.time() + (lifetime if lifetime is not None else 3600)
+            if lifetime is not None:
+                stamp = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                text = re.sub(_XML_FIELD.format("Expiration"), f"<Expiration>{stamp}</Expiration>", text)
+            self._key_expiry[key.group(1)] = expires
+            role = self._roles.get(role_arn)
+            if role is not None:
+                name = role_arn.rpartition("/")[2]
+                self._key_policies[key.group(1)] = _Policy(
+                    role.policy, "us-east-1", role_arn.split(":")[4],
+                    f"assumed-role/{name}/{req.params.get('RoleSessionName', '')}")
+            self._sessions.append(RoleSession(role_arn, req.params.get("RoleSessionName", ""), tags,
+                                              req.params.get("ExternalId"), req.access_key_id, key.group(1),
+                                              expires))
+        return text.encode("utf-8")
+
+    def _refuse_assume_role(self, req: _Request) -> str | None:
+        """Why AWS would deny this AssumeRole (no such role, wrong external id), or None; lock held."""
+        if req.operation != "AssumeRole" or not self._roles:
+            return None
+        role_arn = req.params.get("RoleArn", "")
+        role = self._roles.get(role_arn)
+        if role is None or role.external_id != req.params.get("ExternalId"):
+            return (f"User: arn:aws:iam::{iam.DEFAULT_ACCOUNT}:user/ci is not authorized to perform: "
+                    f"sts:AssumeRole on resource: {role_arn}")
+        return None
 
     def _policy_for(self, req: _Request) -> _Policy | None:
         """The policy that judges ``req``: its signing key's own, else the default; lock held."""
@@ -505,6 +614,15 @@ class FaultProxy:
             for fault in self._faults:
                 if fault.kind == "latency" and fault.take(req):
                     plan.latency += fault.value
+            expiry = self._key_expiry.get(req.access_key_id or "")
+            if expiry is not None and time.time() >= expiry and req.service != "sts":
+                plan.fault = "expired"
+                plan.error = (400, "ExpiredTokenException", "The security token included in the request is expired")
+                return plan
+            if denial := self._refuse_assume_role(req):
+                plan.fault = "policy"
+                plan.error = (403, "AccessDenied", denial)
+                return plan
             if denial := self._deny(req):
                 plan.fault = "policy"
                 plan.error = (400, "AccessDeniedException", denial)

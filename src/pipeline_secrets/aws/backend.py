@@ -1,5 +1,5 @@
-"""The AWS Secrets Manager client: the one place that turns AWS answers into found / not found /
-typed errors (``LookupFailed``).
+"""The AWS Secrets Manager client: found / not found / typed errors (``LookupFailed``, by
+``answers``) for every read.
 
 Everything above this module sees the ``SecretReader`` interface: ``get(path)`` returns the
 secret's decoded value, ``None`` when no secret is there, and raises ``LookupFailed`` otherwise.
@@ -15,47 +15,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError as BotoConnectionError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .._version import __version__
 from ..config import Settings
 from ..errors import LookupFailed
 from ..metrics import Metrics
 from ..pure.documents import has_lone_surrogates, value_depth
+from .answers import classify_code, classify_error, error_code
 from .coalescing import Coalescer
+from .credentials import client_config, node_session, session_with
 
 HEALTH_CHECK_SECRET = "__concourse-health-check"
 T = TypeVar("T")
 R = TypeVar("R")
-
-# Not found: the secret does not exist, or it is scheduled for deletion (InvalidRequestException).
-_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
-# The union of throttling codes that botocore's standard retry mode recognises.
-_THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-    "BandwidthLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-})
-_TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "InternalServiceError",
-                              "InternalFailure", "ServiceUnavailable"})
-_KIND_BY_CODE = {
-    "AccessDeniedException": "access-denied",
-    "UnrecognizedClientException": "credentials",
-    "InvalidSignatureException": "credentials",
-    "ExpiredTokenException": "credentials",
-    "DecryptionFailure": "decryption",
-}
-
 
 class SecretReader(Protocol):
     """What every layer between the AWS client and the manager offers: backend, retry, cache..."""
@@ -114,27 +87,12 @@ def _keep_bodies_out_of_logs() -> None:
             logger.addFilter(_NO_WIRE_BODIES)
 
 
-def make_client(settings: Settings) -> Any:
-    """A Secrets Manager client with the configured credentials, or the SDK's default chain.
-
-    botocore's own retries are switched off (one attempt in all): ``RetryingReader`` is the only
-    retry loop, so ``--secret-retry-attempts`` means what it says and attempts never multiply.
-    """
+def make_client(settings: Settings, credentials: RefreshableCredentials | None = None) -> Any:
+    """A Secrets Manager client signing as the node (``settings``' keys, or the SDK's default
+    chain), or with ``credentials`` (a team's assumed role)."""
     _keep_bodies_out_of_logs()
-    session = boto3.session.Session(
-        aws_access_key_id=settings.access_key,
-        aws_secret_access_key=settings.secret_key,
-        aws_session_token=settings.session_token,
-        region_name=settings.region,
-    )
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=min(5.0, settings.lookup_timeout),
-        read_timeout=min(20.0, settings.lookup_timeout),
-        max_pool_connections=32,
-        user_agent_extra=f"pipeline-secrets/{__version__}",
-    )
-    return session.client("secretsmanager", endpoint_url=settings.endpoint_url, config=config)
+    session = node_session(settings) if credentials is None else session_with(credentials, settings.region)
+    return session.client("secretsmanager", endpoint_url=settings.endpoint_url, config=client_config(settings))
 
 
 def identity_of(settings: Settings) -> str:
@@ -163,14 +121,15 @@ class SecretsManagerBackend:
 
     def __init__(
         self, client: Any, *, batch: str = "auto", metrics: Metrics | None = None, workers: int = 32,
-        budget: CallBudget | None = None,
+        budget: CallBudget | None = None, pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self._client = client
+        self._owns_pool = pool is None  # the teams' role backends share one pool
         self._budget = budget
         self._batch = batch
         self._first_batch = threading.Lock()
         self._metrics = metrics or Metrics()
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws")
+        self._pool = pool or ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws")
         self._workers = workers
         self._share = threading.Condition()
         self._callers = 0  # get_many calls fanning out now
@@ -262,7 +221,8 @@ class SecretsManagerBackend:
         return {"response": {"status": "UP"}, "method": "GetSecretValue"}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def put(self, path: str, value: str) -> str:
@@ -271,7 +231,7 @@ class SecretsManagerBackend:
             try:
                 return self._client.create_secret(Name=path, SecretString=value)["ARN"]
             except ClientError as exc:
-                if _code(exc) != "ResourceExistsException":
+                if error_code(exc) != "ResourceExistsException":
                     raise
                 return self._client.put_secret_value(SecretId=path, SecretString=value)["ARN"]
         except (ClientError, BotoCoreError) as exc:
@@ -317,38 +277,6 @@ class SecretsManagerBackend:
                 path, "network", "incomplete answer: BatchGetSecretValue said nothing of this id", retryable=True
             ))
         return {path: answers[path] for path in paths}
-
-
-def classify_error(path: str, exc: Exception) -> LookupFailed | None:
-    """``None`` for not found; otherwise the typed failure, retryable or not."""
-    if isinstance(exc, ClientError):
-        detail = exc.response.get("Error", {}).get("Message") or "no message"
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return classify_code(path, _code(exc), detail, status)
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
-        return LookupFailed(
-            path, "credentials",
-            f"{exc}: give --aws-secretsmanager-access-key and --aws-secretsmanager-secret-key, "
-            "or configure the AWS SDK's default chain (environment, profile, instance role)",
-        )
-    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
-        return LookupFailed(path, "network", str(exc), retryable=True)
-    return LookupFailed(path, "error", f"{type(exc).__name__}: {exc}")
-
-
-def classify_code(path: str, code: str, detail: str, status: int = 0) -> LookupFailed | None:
-    """An AWS error code (and HTTP status) as ``None`` for not found, or a typed failure."""
-    if code in _NOT_FOUND_CODES:
-        return None
-    if code.isdigit():
-        # botocore names the error by its HTTP status when it cannot read the body: an answer cut
-        # or garbled on the way (no AWS service answers so), as retryable as a dropped connection.
-        return LookupFailed(path, "network", f"unreadable error answer (HTTP {code})", code=code, retryable=True)
-    if code in _THROTTLING_CODES or status == 429:
-        return LookupFailed(path, "throttled", detail, code=code, retryable=True)
-    if code in _TRANSIENT_CODES or status >= 500:
-        return LookupFailed(path, "unavailable", detail, code=code, retryable=True)
-    return LookupFailed(path, _KIND_BY_CODE.get(code, "error"), detail, code=code)
 
 
 MAX_VALUE_DEPTH = 64  # a secret's JSON may nest this deep; deeper values are refused, not walked
@@ -408,7 +336,3 @@ def _too_deep(path: str) -> LookupFailed:
 
 def _not_json(constant: str) -> Any:
     raise ValueError(constant)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

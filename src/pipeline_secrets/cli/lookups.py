@@ -11,7 +11,7 @@ import click
 
 from ..pure.documents import dump_document, load_document
 from ..tools.reading import read_text
-from .options import aws_options, handle_errors, open_manager, scope_options
+from .options import aws_options, handle_errors, open_manager, scope_options, team_roles_option
 
 
 @click.command()
@@ -19,6 +19,7 @@ from .options import aws_options, handle_errors, open_manager, scope_options
 @scope_options
 @click.option("--explain", is_flag=True, help="Write each path tried and its outcome to stderr (never the value).")
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def lookup(ctx: click.Context, var: str, team: str, pipeline: str | None, explain: bool, **options: Any) -> None:
@@ -44,6 +45,7 @@ def lookup(ctx: click.Context, var: str, team: str, pipeline: str | None, explai
 @click.option("--explain", is_flag=True, help="Write each path tried, per var source, and its outcome to stderr "
               "(never a value).")
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def interpolate(
@@ -74,6 +76,7 @@ def explain_trace(level: str, path: str, outcome: str) -> None:
 
 @click.command()
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def health(ctx: click.Context, **options: Any) -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..config.roles import TeamRole
 from ..config.settings import OPTIONS, resolve_settings
 from ..errors import PipelineSecretsError, ScopeNameError
 from ..manager import Manager, build_manager
@@ -49,7 +50,7 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _metavar(kind: str) -> str:
     return {"duration": "DURATION", "count": "N", "template": "TEMPLATE", "choice": "auto|on|off",
-            "size": "SIZE", "url": "URL", "rate": "RATE"}.get(kind, "TEXT")
+            "size": "SIZE", "url": "URL", "rate": "RATE", "role": "TEMPLATE"}.get(kind, "TEXT")
 
 
 def _scope_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -64,6 +65,16 @@ def _scope_name(ctx: click.Context, param: click.Parameter, value: str | None) -
         except ScopeNameError as exc:
             raise click.BadParameter(str(exc)) from None
     return value
+
+
+def team_roles_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--team-roles-file``: the teams' own roles (``role_arn``) from a web node's teams file."""
+    return click.option(
+        "--team-roles-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        envvar="PIPELINE_SECRETS_TEAMS_FILE",
+        help="The web node's teams file, for the teams' own role_arn (over the role template) "
+             "[env: PIPELINE_SECRETS_TEAMS_FILE].",
+    )(command)
 
 
 def scope_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,12 +108,19 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def open_manager(ctx: click.Context, options: dict[str, Any]) -> Manager:
+def open_manager(ctx: click.Context, options: dict[str, Any], team_roles: Mapping[str, TeamRole] | None = None) -> Manager:
+    """The manager of a command's flags; ``team_roles`` are the teams file's own roles (the web
+    node's ``--teams-file``, or ``--team-roles-file`` of the other commands)."""
     dev = options.pop("dev")
     dev_secrets = options.pop("dev_secrets")
+    roles_file = options.pop("team_roles_file", None)
+    if roles_file is not None:
+        from ..web.teams import load_teams_file
+
+        team_roles = load_teams_file(roles_file).roles
     given = {name: options.pop(name) for name in _SETTING_NAMES}
     given = {name: (value or None) if name == "redis_encryption_key_files" else value for name, value in given.items()}
-    settings = resolve_settings(given, require_region=not dev)
+    settings = resolve_settings(given, require_region=not dev, team_roles=team_roles)
     if dev:
         from ..dev import start_emulator
 

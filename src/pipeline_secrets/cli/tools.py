@@ -10,15 +10,24 @@ from typing import Any
 
 import click
 
+from ..config.roles import ROLE_TEMPLATE_FLAG, RoleTemplate
 from ..errors import ConfigError, VarNameError
 from ..pure.templates import LookupRules, check_scope
 from ..pure.vars import parse_var
 from ..tools.access import check_access, render as render_access
 from ..tools.bulk import check_files, pipeline_files
 from ..tools.bulk_output import print_table, progress as bulk_progress, to_json as bulk_json
-from ..tools.policy import build_policy
+from ..tools.policy import build_policy, role_policies
 from ..tools.writing import check_value, read_value, secret_name, store as store_secret
-from .options import aws_options, handle_errors, open_manager, scope_options, template_options, template_rules
+from .options import (
+    aws_options,
+    handle_errors,
+    open_manager,
+    scope_options,
+    team_roles_option,
+    template_options,
+    template_rules,
+)
 
 
 @click.command("iam-policy")
@@ -26,9 +35,21 @@ from .options import aws_options, handle_errors, open_manager, scope_options, te
 @click.option("--pipeline", "-p", default=None,
               help="Restrict it further to this pipeline of --team (its lookups read the team path too).")
 @click.option("--batch", is_flag=True, help="Also allow secretsmanager:BatchGetSecretValue (batched reads).")
+@click.option("--role", is_flag=True,
+              help="With --team: the policies of the team's own IAM role (permission, trust, ABAC) and the node's.")
+@click.option("--node-principal", default=None, metavar="ARN",
+              help="With --role: the principal the node runs as, trusted to assume the team's role.")
+@click.option("--external-id", default=None, help="With --role: the external id the trust policy asks for.")
+@click.option(ROLE_TEMPLATE_FLAG, "role_template", default=None, metavar="TEMPLATE",
+              envvar="PIPELINE_SECRETS_TEAM_ROLE_TEMPLATE",
+              help="With --role: the role template, for the node's AssumeRole permission "
+                   "[env: PIPELINE_SECRETS_TEAM_ROLE_TEMPLATE].")
 @template_options
 @handle_errors
-def iam_policy(team: str | None, pipeline: str | None, batch: bool, **options: Any) -> None:
+def iam_policy(
+    team: str | None, pipeline: str | None, batch: bool, role: bool, node_principal: str | None,
+    external_id: str | None, role_template: str | None, **options: Any,
+) -> None:
     """Print the IAM policy (JSON) that lookups with the configured templates need.
 
     It is derived from the templates: ListSecrets on "*", GetSecretValue and DescribeSecret on
@@ -42,6 +63,20 @@ def iam_policy(team: str | None, pipeline: str | None, batch: bool, **options: A
       aws iam put-user-policy --user-name concourse --policy-name pipeline-secrets \\
           --policy-document "$(pipeline-secrets iam-policy --team main)"
     """
+    if role:
+        if team is None or pipeline is not None:
+            raise ConfigError("--role needs --team (and no --pipeline): a role is a team's")
+        if role_template is not None:
+            try:
+                RoleTemplate.parse(role_template)
+            except ValueError as exc:
+                raise ConfigError(f"{ROLE_TEMPLATE_FLAG}: {exc}") from None
+        policies = role_policies(template_rules(options), team=team, role_template=role_template,
+                                 node_principal=node_principal, external_id=external_id, batch=batch)
+        for note in policies.pop("notes"):
+            click.echo(f"note: {note}", err=True)
+        click.echo(json.dumps(policies, indent=2))
+        return
     generated = build_policy(template_rules(options), team=team, pipeline=pipeline, batch=batch)
     click.echo(json.dumps(generated.document, indent=2))
     for note in generated.notes:
@@ -100,6 +135,7 @@ def _explain_paths(
 @click.argument("variables", nargs=-1, metavar="[VAR]...")
 @scope_options
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def check_access_command(
@@ -136,6 +172,7 @@ def check_access_command(
 @click.option("--value-stdin", is_flag=True, help="Read the value from stdin; one trailing newline is dropped.")
 @click.option("--json", "as_json", is_flag=True, help="The value must be a JSON object: its keys become fields.")
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def put(
@@ -176,6 +213,7 @@ def put(
 @click.argument("var")
 @scope_options
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def invalidate(ctx: click.Context, var: str, team: str, pipeline: str | None, **options: Any) -> None:
@@ -204,6 +242,7 @@ def invalidate(ctx: click.Context, var: str, team: str, pipeline: str | None, **
               help="Each file's pipeline is its file name without the suffix (deploy.yml: deploy).")
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON instead of a table.")
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def check(

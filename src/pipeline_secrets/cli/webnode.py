@@ -49,8 +49,9 @@ def listed(given: tuple[str, ...], env: str) -> list[str]:
                    f"[env: {MAIN_TEAM_LOCAL_USER_ENV}, comma-separated].")
 @click.option("--teams-file", envvar="PIPELINE_SECRETS_TEAMS_FILE", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML file of the other teams and their local users: "
-                   "teams: {TEAM: {local_users: [USER, ...]}} [env: PIPELINE_SECRETS_TEAMS_FILE].")
+              help="YAML file of the other teams, their local users and (optionally) their own IAM roles: "
+                   "teams: {TEAM: {local_users: [USER, ...], role_arn: ARN, external_id: ID}} "
+                   "[env: PIPELINE_SECRETS_TEAMS_FILE].")
 @click.option("--token-duration", "--auth-duration", "token_duration", envvar="CONCOURSE_AUTH_DURATION",
               default="1h", show_default=True, metavar="DURATION",
               help="How long a bearer token from /sky/issuer/token is valid [env: CONCOURSE_AUTH_DURATION].")
@@ -171,9 +172,9 @@ def web(
         password = devmode.demo_password()
         specs.append((devmode.DEMO_USER, password))
         admins.append(devmode.DEMO_USER)
-    file_teams = load_teams_file(teams_file) if teams_file is not None else {}
+    teams_file_data = load_teams_file(teams_file) if teams_file is not None else None
     users = hash_users(specs)
-    teams = build_teams(file_teams, admins, users)
+    teams = build_teams(teams_file_data.members if teams_file_data else {}, admins, users)
     worker_ports = os.environ.get(WORKER_PORTS_ENV)  # set for the workers of a --workers N node
     if worker_ports is not None:
         workers = 1
@@ -200,7 +201,7 @@ def web(
         sys.exit(run_workers(workers, {**os.environ, WORKER_PORTS_ENV: ports}, grace))
 
     dev_secrets = options.get("dev_secrets")
-    manager = open_manager(ctx, options)
+    manager = open_manager(ctx, options, team_roles=teams_file_data.roles if teams_file_data else None)
     # From here on, logs are JSON lines; everything before is validation, which exits 2 on error.
     logs.configure()
     if manager.settings.rules.ambiguous():

@@ -28,6 +28,7 @@ from ..pure.limits import (
 from ..pure.templates import LookupRules, SecretTemplate
 from .durations import to_seconds
 from .keys import KEY_FILE_FLAG, read_key_file
+from .roles import ROLE_TEMPLATE_FLAG, RoleTemplate, TeamRole, TeamRoles
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Option:
     flag: str
     env: str
     default: Any
-    kind: str  # "str", "secret", "template", "bool", "duration", "count", "choice", "size", "url", "keyfiles", "rate"
+    kind: str  # "str", "secret", "template", "bool", "duration", "count", "choice", "size", "url", "keyfiles", "rate", "role"
     help: str
 
 
@@ -112,6 +113,11 @@ OPTIONS: tuple[Option, ...] = (
           "File of 32 random bytes in base64 that seals what Redis holds; repeat to rotate (the first writes, all read)."),
     _ours("redis_timeout", "--redis-timeout", "REDIS_TIMEOUT", "100ms", "duration",
           "Longest a Redis call may take before the node goes on without Redis."),
+    _ours("team_role_template", ROLE_TEMPLATE_FLAG, "TEAM_ROLE_TEMPLATE", None, "role",
+          "Sign each team's lookups with its own IAM role, e.g. arn:aws:iam::123456789012:role/ci-{{.Team}}, "
+          "assumed with STS using the node's credentials (a teams-file role_arn overrides it); none: one identity."),
+    _ours("team_role_duration", "--aws-team-role-duration", "TEAM_ROLE_DURATION", "1h", "duration",
+          "Lifetime asked of each team role's session (15m to 12h); it is renewed before it ends."),
     _ours("aws_rate_limit", "--aws-rate-limit", "AWS_RATE_LIMIT", None, "rate",
           "Most AWS calls per operation (GetSecretValue, BatchGetSecretValue), e.g. 50/s, shared by the fleet "
           "through Redis (else per process); lookups wait for a call within their deadline. None: no limit."),
@@ -147,6 +153,8 @@ class Settings:
     redis_keys: tuple[bytes, ...] = field(default=(), repr=False)
     redis_timeout: float = 0.1
     aws_rate_limit: float | None = None  # calls per second, per operation
+    roles: TeamRoles = TeamRoles()  # with roles, no secret is read with the node's own identity
+    team_role_duration: float = 3600.0
     # Only the embedded emulator sets this; users point the SDK elsewhere with AWS_ENDPOINT_URL*.
     endpoint_url: str | None = None
 
@@ -169,8 +177,10 @@ def resolve_settings(
     *,
     endpoint_url: str | None = None,
     require_region: bool = True,
+    team_roles: Mapping[str, TeamRole] | None = None,
 ) -> Settings:
-    """Apply precedence and validate; raises ``ConfigError`` naming the flag (or variable) at fault."""
+    """Apply precedence and validate; raises ``ConfigError`` naming the flag (or variable) at fault.
+    ``team_roles`` are the teams' own roles (the teams file's ``role_arn``), over the template."""
     unknown = set(options) - set(OPTIONS_BY_NAME)
     if unknown:
         raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -206,6 +216,9 @@ def resolve_settings(
         max_vars=values.pop("max_document_vars"),
         max_seconds=values.pop("document_timeout"),
     )
+    roles = TeamRoles(values.pop("team_role_template")).with_overrides(team_roles or {})
+    if not 900 <= values["team_role_duration"] <= 43200:
+        raise ConfigError(f"{OPTIONS_BY_NAME['team_role_duration'].flag}: must be between 15m and 12h (STS's range)")
     key_files = values.pop("redis_encryption_key_files")
     if values["redis_url"] and not key_files:
         raise ConfigError(
@@ -216,7 +229,7 @@ def resolve_settings(
         raise ConfigError(f"{KEY_FILE_FLAG} is of no use without --redis-url")
     values["redis_keys"] = tuple(read_key_file(Path(path)) for path in key_files or ())
     # Every other option is a Settings field of the same name.
-    return Settings(region=region, rules=rules, limits=limits, endpoint_url=endpoint_url, **values)
+    return Settings(region=region, rules=rules, limits=limits, endpoint_url=endpoint_url, roles=roles, **values)
 
 
 def _convert(option: Option, raw: Any, where: str) -> Any:
@@ -231,6 +244,8 @@ def _convert(option: Option, raw: Any, where: str) -> Any:
                 raise ValueError(f"template '{raw}' must use {{{{.Team}}}}: without it every team reads the "
                                  "same paths (the shared template is for secrets all teams share)")
             return template
+        if option.kind == "role":
+            return None if raw in (None, "") else RoleTemplate.parse(str(raw))
         if option.kind == "bool":
             return _to_bool(raw)
         if option.kind == "duration":

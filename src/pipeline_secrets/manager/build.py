@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..aws import SecretReader, SecretsManagerBackend, identity_of, make_client
+from ..aws.credentials import make_sts_client
 from ..config.settings import Settings, resolve_settings
 from ..metrics import Metrics
 from ..resilience import RetryingReader
 from ..resilience.rate_budget import RateBudget, TeamShare
 from ..resilience.redis_tier import RedisTier
+from .identities import Identities, NodeIdentity, TeamRoleIdentities
 from .library import Manager
 from .lookups import Lookups
 from .sources import SourceFactory
@@ -22,7 +24,9 @@ def build_manager(settings: Settings) -> Manager:
     ``SingleFlightReader(CachingReader(RetryingReader(SecretsManagerBackend)))``.
 
     Single-flight sits outside the cache, so a caller that arrives just after a fetch finds the
-    cache filled rather than starting a second call for the same path.
+    cache filled rather than starting a second call for the same path. With team roles, each
+    team's backend signs with its own role (``TeamRoleIdentities``); the node's own backend is
+    then only for the health check and writes.
     """
     metrics = Metrics()
     tier = None
@@ -37,15 +41,18 @@ def build_manager(settings: Settings) -> Manager:
         deadline=settings.lookup_timeout, metrics=metrics,
     )
     stores = Stores.for_settings(settings, tier, metrics)
+    identities: Identities = NodeIdentity(retrying, identity_of(settings), backend)
+    if settings.roles.enabled:
+        identities = TeamRoleIdentities(settings, make_sts_client(settings), metrics, budget)
     share = None
     if budget is not None:
         def share(reader: SecretReader, team: str) -> SecretReader:
-            return TeamShare(reader, budget, team, backend.calls_for)
-    stacks = ReaderStacks(settings, retrying, metrics, stores, identity_of(settings), team_share=share)
+            return TeamShare(reader, budget, team, lambda paths: identities.calls_for(team, paths))
+    stacks = ReaderStacks(settings, identities, metrics, stores, team_share=share, per_team=settings.roles.enabled)
     cluster = Lookups(settings, stacks, settings.rules.candidate_paths, metrics)
-    sources = SourceFactory(settings, retrying, stores, metrics, team_share=share)
-    return Manager(settings, backend, cluster, sources=sources, uncached=retrying, metrics=metrics, stores=stores,
-                   tier=tier)
+    sources = SourceFactory(settings, identities, stores, metrics, team_share=share)
+    return Manager(settings, backend, cluster, sources=sources, identities=identities, metrics=metrics,
+                   stores=stores, tier=tier)
 
 
 def connect(

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from ..aws import SecretReader, SecretsManagerBackend
+from ..aws import HEALTH_CHECK_SECRET, SecretsManagerBackend
 from ..config import Settings
 from ..errors import ConfigError, LookupFailed, UndefinedVarsError, VarSourceError
 from ..metrics import Metrics
@@ -14,6 +14,7 @@ from ..pure import vars as vars_
 from ..resilience.redis_tier import RedisTier
 from ..resilience.shared_tokens import SharedTokens
 from .documents import DocumentVars, resolve_document
+from .identities import Identities, TeamRoleIdentities
 from .lookups import Lookups, PathProbe, Resolved, Trace, parse_var
 from .sources import SourceFactory
 from .stacks import Stores
@@ -35,7 +36,7 @@ class Manager:
         cluster: Lookups,
         *,
         sources: SourceFactory,
-        uncached: SecretReader,
+        identities: Identities,
         metrics: Metrics,
         stores: Stores,
         tier: RedisTier | None = None,
@@ -44,7 +45,7 @@ class Manager:
         self._backend = backend
         self._cluster = cluster
         self._sources = sources
-        self._uncached = uncached
+        self._identities = identities
         self._metrics = metrics
         self._stores = stores
         self._tier = tier
@@ -120,14 +121,16 @@ class Manager:
         for one name's failure: a refused name or an AWS failure is that name's ``error``.
         ``LimitError`` when the names need more than ``max_secret_reads`` reads."""
         return self._cluster.resolve(names, team, pipeline or None)
+
     def probe(self, name: str, *, team: str, pipeline: str | None = None) -> list[PathProbe]:
         """Ask every candidate path of ``name``, bypassing the cache, and say for each whether it
         is readable, not found or failing. Values are read (that is what the permission is for)
-        but never returned."""
+        but never returned. With team roles, the paths are read as ``team``'s role."""
         probes = []
+        reader = self._identities.reader(team)
         for level, path in self.settings.rules.candidate_paths(name, team, pipeline):
             try:
-                found = self._uncached.get(path) is not None
+                found = reader.get(path) is not None
             except LookupFailed as exc:
                 probes.append(PathProbe(level, path, "error", exc))
             else:
@@ -183,6 +186,30 @@ class Manager:
         ref = parse_var(var)
         return [path for _, path in self.settings.rules.candidate_paths(ref.path, team, pipeline)]
 
+    def roles(self, probe_team: str | None = None) -> dict[str, Any] | None:
+        """The team roles as this node sees them (for info endpoints), None without roles. With
+        ``probe_team``, whether its role session can be had (an AssumeRole when it has none yet)."""
+        roles = self.settings.roles
+        if not roles.enabled:
+            return None
+        info: dict[str, Any] = {"template": roles.template.text if roles.template else None,
+                                "teams_with_own_role": len(roles.overrides),
+                                "session_duration_seconds": int(self.settings.team_role_duration)}
+        if probe_team is not None and isinstance(self._identities, TeamRoleIdentities):
+            probe: dict[str, Any] = {"team": probe_team}
+            try:
+                probe["role"] = self._identities.role_of(probe_team).arn
+                session = self._identities.session(probe_team)
+                assert session is not None
+                session.credentials(HEALTH_CHECK_SECRET)
+                probe["assume_role"] = "ok"
+            except ValueError as exc:
+                probe["assume_role"] = str(exc)
+            except LookupFailed as exc:
+                probe["assume_role"] = exc.reason
+            info["probe"] = probe
+        return info
+
     def health(self) -> dict[str, Any]:
         """Spec 5: ``{"response": {"status": "UP"}, ...}`` or ``{"error": ..., ...}``."""
         return self._backend.health()
@@ -199,6 +226,8 @@ class Manager:
 
     def close(self) -> None:
         self._sources.close()
+        if isinstance(self._identities, TeamRoleIdentities):
+            self._identities.close()
         self._backend.close()
         if self._tier is not None:
             self._tier.close()

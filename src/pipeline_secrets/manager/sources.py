@@ -5,7 +5,7 @@
   region and credentials, as a ``Lookups`` of its own.
 
 Isolation, stricter than Concourse: a source without credentials of its own reads with the node's
-identity, so each of its candidate paths must be a path the *node's* templates make for the
+identity (with team roles: the team's role, whatever the source's region), so each of its candidate paths must be a path the *node's* templates make for the
 pipeline's own team (its pipeline path or its team path), and no other team's or pipeline's by any
 reading; anything else is refused before any AWS call, naming the source and whose path it would
 be. A source with its own credentials may use any templates: IAM governs what they may read.
@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from ..aws import SecretReader, SecretsManagerBackend, identity_of, make_client
+from ..aws.credentials import make_sts_client
 from ..config import Settings
 from ..config.settings import check_credentials
 from ..errors import ConfigError, VarNameError, VarSourceConfigError
@@ -31,6 +32,7 @@ from ..metrics import Metrics
 from ..pure.templates import LookupRules, SecretTemplate
 from ..pure.var_sources import VarSourceSpec
 from ..resilience import RetryingReader
+from .identities import Identities, NodeIdentity, TeamRoleIdentities
 from .lookups import Lookups, Resolved, Trace
 from .stacks import ReaderStacks, Stores
 
@@ -115,16 +117,16 @@ class SourceFactory:
     MAX_KEPT = 32  # secretsmanager sources kept (by identity and templates) between documents
 
     def __init__(
-        self, cluster: Settings, cluster_reader: SecretReader, stores: Stores, metrics: Metrics,
+        self, cluster: Settings, cluster_identities: Identities, stores: Stores, metrics: Metrics,
         team_share: Callable[[SecretReader, str], SecretReader] | None = None,
     ) -> None:
         self._cluster = cluster
         self._team_share = team_share  # a team's share of the rate budget covers its var sources too
         self._cluster_identity = identity_of(cluster)
-        self._cluster_reader = cluster_reader
+        self._cluster_identities = cluster_identities
         self._stores = stores
         self._metrics = metrics
-        self._kept: OrderedDict[tuple[str, str, str], tuple[Lookups, SecretsManagerBackend | None]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, str, str], tuple[Lookups, SecretsManagerBackend | TeamRoleIdentities | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def build(self, spec: VarSourceSpec, config: Mapping[str, Any]) -> Source:
@@ -154,14 +156,20 @@ class SourceFactory:
             if kept is not None:
                 self._kept.move_to_end(key)
                 return kept[0]
-        backend = None
-        if identity == self._cluster_identity:
-            reader = self._cluster_reader
+        backend: SecretsManagerBackend | TeamRoleIdentities | None = None
+        identities: Identities
+        per_team = self._cluster.roles.enabled and not own_credentials
+        if identity == self._cluster_identity:  # the node's identity: with team roles, the team's role
+            identities = self._cluster_identities
+        elif per_team:  # the node's credentials in another region: still each team's role, never the node's
+            identities = backend = TeamRoleIdentities(settings, make_sts_client(settings), self._metrics)
         else:
             backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=self._metrics)
             reader = RetryingReader(backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
                                     deadline=settings.lookup_timeout, metrics=self._metrics)
-        stacks = ReaderStacks(settings, reader, self._metrics, self._stores, identity, team_share=self._team_share)
+            identities = NodeIdentity(reader, identity, backend)
+        stacks = ReaderStacks(settings, identities, self._metrics, self._stores, team_share=self._team_share,
+                              per_team=per_team)
         candidates = settings.rules.rendered_paths if own_credentials else self._within_team(name, settings.rules)
         lookups = Lookups(settings, stacks, candidates, self._metrics)
         with self._lock:

@@ -13,6 +13,7 @@ from ..metrics import Metrics
 from ..resilience import CacheStore, CachingReader, MemoryStore, SingleFlightReader
 from ..resilience.redis_tier import INVALIDATE, RedisTier
 from ..resilience.shared_cache import Flights, SharedCachingReader, SharedEntries, SharedStore
+from .identities import Identities
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,16 @@ class Stores:
     tier the fleet's shared entries and fetches behind it.
 
     Invalidation names secrets, not identities: a message says (team, paths, positions), and
-    each node drops those entries under every identity it reads with (``namespaces``), in its
-    memory and in Redis. A node or the CLI reading as another identity than the nodes still
-    reaches their entries."""
+    each node drops those entries under every identity it reads with (``namespaces``, and the
+    team's own role: ``team_namespaces``), in its memory and in Redis. A node or the CLI reading
+    as another identity than the nodes still reaches their entries."""
 
     answers: MemoryStore | None
     positions: MemoryStore | None
     tier: RedisTier | None = None
     flights: Flights | None = None
     namespaces: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    team_namespaces: OrderedDict[Callable[[str], tuple[str, str]], None] = field(default_factory=OrderedDict)
 
     MAX_NAMESPACES = 256  # identities (cluster, var sources) whose Redis entries a drop reaches
 
@@ -54,6 +56,12 @@ class Stores:
         while len(self.namespaces) > self.MAX_NAMESPACES:
             self.namespaces.popitem(last=False)
 
+    def register_per_team(self, prefixes: Callable[[str], tuple[str, str]]) -> None:
+        """Identities that differ by team (team roles): ``prefixes(team)`` names the team's."""
+        self.team_namespaces[prefixes] = None
+        while len(self.team_namespaces) > self.MAX_NAMESPACES:
+            self.team_namespaces.popitem(last=False)
+
     def drop(self, team: str, paths: list[str], position_keys: list[str]) -> None:
         """Drop entries here (memory and Redis, every identity) and tell every node to."""
         self._drop_here(team, paths, position_keys)
@@ -74,7 +82,8 @@ class Stores:
             self.positions.delete_ending(position_keys, team)
         if self.tier is not None:
             answers, positions = SharedEntries(self.tier, "answer"), SharedEntries(self.tier, "position")
-            for answers_prefix, positions_prefix in list(self.namespaces):
+            namespaces = dict.fromkeys([*self.namespaces, *(prefixes(team) for prefixes in list(self.team_namespaces))])
+            for answers_prefix, positions_prefix in namespaces:
                 answers.delete([f"{team}\0{answers_prefix}{path}" for path in paths])
                 positions.delete([f"{team}\0{positions_prefix}{key}" for key in position_keys])
 
@@ -95,27 +104,33 @@ class ReaderStacks:
     team's partition of one store, so a team that floods the cache evicts its own entries, never
     another team's (see ``MemoryStore``).
 
-    ``identity`` names whom the backend reads as; entries are kept under it, so that the store
-    never gives one identity's answer to another. Remembered positions depend on the templates
-    too, and are kept under ``identity`` and the templates."""
+    ``identities`` say whom each team reads as (the node, or the team's role); entries are kept
+    under that identity, so that the store never gives one identity's answer to another.
+    Remembered positions depend on the templates too, and are kept under the identity and the
+    templates."""
 
     MAX_TEAMS = 4096  # views kept; a view is cheap to make again, its entries stay in the store
 
     def __init__(
-        self, settings: Settings, retrying: SecretReader, metrics: Metrics, stores: Stores, identity: str = "",
-        team_share: Callable[[SecretReader, str], SecretReader] | None = None,
+        self, settings: Settings, identities: Identities, metrics: Metrics, stores: Stores,
+        team_share: Callable[[SecretReader, str], SecretReader] | None = None, per_team: bool = False,
     ) -> None:
         self._settings = settings
-        self._retrying = retrying
+        self.identities = identities
         self._team_share = team_share  # wraps what a team's cache reads from (its share of the rate budget)
         self._metrics = metrics
         self._stores = stores
-        self.answers_prefix = f"{identity}\0" if identity else ""
-        rules = settings.rules
-        self.positions_prefix = f"{identity}\0{rules.pipeline.text}\0{rules.team.text}\0" if identity else ""
         self._teams: OrderedDict[str, TeamReaders] = OrderedDict()
         self._lock = threading.Lock()
-        stores.register(self.answers_prefix, self.positions_prefix)
+        if per_team:  # every team its own identity (its role): too many to keep a list of
+            stores.register_per_team(self.prefixes)
+        else:
+            stores.register(*self.prefixes(""))
+
+    def prefixes(self, team: str) -> tuple[str, str]:
+        """The prefixes of ``team``'s answer and position names: its identity's (and templates')."""
+        identity, rules = self.identities.identity(team), self._settings.rules
+        return f"{identity}\0", f"{identity}\0{rules.pipeline.text}\0{rules.team.text}\0"
 
     def for_team(self, team: str) -> TeamReaders:
         with self._lock:
@@ -137,23 +152,25 @@ class ReaderStacks:
     def _build(self, team: str) -> TeamReaders:
         settings, stores = self._settings, self._stores
         cache: CachingReader | SharedCachingReader | None = None
-        below = self._retrying if self._team_share is None else self._team_share(self._retrying, team)
+        answers_prefix, positions_prefix = self.prefixes(team)
+        bottom = self.identities.reader(team)
+        below = bottom if self._team_share is None else self._team_share(bottom, team)
         reader: SecretReader = below
         ttls = {"found_ttl": settings.cache_duration, "notfound_ttl": settings.cache_duration_notfound,
                 "stale_if_error": settings.cache_stale_if_error}
         if stores.answers is not None:
-            memory = stores.answers.partition(team, self.answers_prefix)
+            memory = stores.answers.partition(team, answers_prefix)
             if stores.tier is not None and stores.flights is not None:
                 cache = SharedCachingReader(below, memory, SharedEntries(stores.tier, "answer"), stores.flights,
-                                            f"{team}\0{self.answers_prefix}", metrics=self._metrics, **ttls)
+                                            f"{team}\0{answers_prefix}", metrics=self._metrics, **ttls)
             else:
                 cache = CachingReader(below, memory, metrics=self._metrics, **ttls)
             reader = cache
         positions: CacheStore | None = None
         positions_here: CacheStore | None = None
         if stores.positions is not None:
-            positions = positions_here = stores.positions.partition(team, self.positions_prefix)
+            positions = positions_here = stores.positions.partition(team, positions_prefix)
             if stores.tier is not None:
                 positions = SharedStore(positions, SharedEntries(stores.tier, "position"),
-                                        f"{team}\0{self.positions_prefix}")
+                                        f"{team}\0{positions_prefix}")
         return TeamReaders(SingleFlightReader(reader), cache, positions, positions_here)

@@ -40,7 +40,8 @@ class GeneratedPolicy:
 
 
 def build_policy(
-    rules: LookupRules, *, team: str | None = None, pipeline: str | None = None, batch: bool = False
+    rules: LookupRules, *, team: str | None = None, pipeline: str | None = None, batch: bool = False,
+    health_check: bool = True,
 ) -> GeneratedPolicy:
     """The policy that lets lookups read every path the templates make for ``team`` and
     ``pipeline`` (``None``: any), the health-check secret, and nothing else of Secrets Manager.
@@ -51,7 +52,8 @@ def build_policy(
     _check_restriction(team, pipeline)
     names = secret_name_patterns(rules, team=team, pipeline=pipeline)
     resources = [ARN_PREFIX + name for name in names]
-    resources.append(ARN_PREFIX + HEALTH_CHECK_SECRET + RANDOM_SUFFIX)
+    if health_check:
+        resources.append(ARN_PREFIX + HEALTH_CHECK_SECRET + RANDOM_SUFFIX)
     statements: list[dict[str, Any]] = [
         {"Sid": "AllowAccessToSecretManagerParameters", "Effect": "Allow",
          "Action": ["secretsmanager:ListSecrets"], "Resource": "*"},
@@ -152,3 +154,57 @@ def _overlap_notes(rules: LookupRules, names: list[str], team: str | None, pipel
                 )
                 break
     return notes
+
+
+TEAM_TAG = "${aws:PrincipalTag/Team}"
+NODE_PRINCIPAL_PLACEHOLDER = "arn:aws:iam::ACCOUNT_ID:role/pipeline-secrets-node"
+
+
+def role_policies(
+    rules: LookupRules, *, team: str, role_template: str | None, node_principal: str | None = None,
+    external_id: str | None = None, batch: bool = False,
+) -> dict[str, Any]:
+    """The policies of per-team roles (``docs/identities.md``), for ``team``:
+
+    - ``permission_policy``: the team's role may read its own paths only (no health check: the
+      node checks health as itself);
+    - ``trust_policy``: the node's principal may assume it, only tagged as this team
+      (``aws:RequestTag/Team``) and, with ``external_id``, only saying it;
+    - ``abac_permission_policy``: one policy for every team's role, its paths bound to the session's
+      ``Team`` tag (``${aws:PrincipalTag/Team}``), which the trust policy pins;
+    - ``node_policy``: what the node itself needs: AssumeRole and TagSession on the roles, and the
+      health-check secret; no secret of any team.
+    """
+    permission = build_policy(rules, team=team, batch=batch, health_check=False)
+    # No ListSecrets: lookups never list, and a listing would show the names of every team's secrets.
+    permission.document["Statement"] = [statement for statement in permission.document["Statement"]
+                                        if statement["Action"] != ["secretsmanager:ListSecrets"]]
+    principal = node_principal or NODE_PRINCIPAL_PLACEHOLDER
+    condition: dict[str, Any] = {"StringEquals": {"aws:RequestTag/Team": team}}
+    if external_id:
+        condition["StringEquals"]["sts:ExternalId"] = external_id
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "PipelineSecretsNodeAssumesTeamRole", "Effect": "Allow", "Principal": {"AWS": principal},
+        "Action": ["sts:AssumeRole", "sts:TagSession"], "Condition": condition,
+    }]}
+    tagged = list(dict.fromkeys(name_pattern(template, team=TEAM_TAG, pipeline=None) for _, template in rules.configured()))
+    abac_names = [ARN_PREFIX + p for p in tagged if not any(other != p and covers(other, p) for other in tagged)]
+    abac = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadOwnTeamsSecretsByTag", "Effect": "Allow", "Action": list(READ_ACTIONS),
+         "Resource": abac_names},
+        *([{"Sid": "AllowBatchGetSecretValue", "Effect": "Allow", "Action": [BATCH_ACTION], "Resource": "*"}]
+          if batch else []),
+    ]}
+    roles = role_template.replace("{{.Team}}", "*") if role_template else "arn:aws:iam::*:role/*"
+    node = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AssumeTeamRoles", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+         "Resource": roles},
+        {"Sid": "HealthCheck", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+         "Resource": ARN_PREFIX + HEALTH_CHECK_SECRET + RANDOM_SUFFIX},
+    ]}
+    notes = list(permission.notes)
+    if node_principal is None:
+        notes.append(f"the trust policy names {NODE_PRINCIPAL_PLACEHOLDER}: give --node-principal with the ARN "
+                     "the node runs as (aws sts get-caller-identity)")
+    return {"permission_policy": permission.document, "trust_policy": trust, "abac_permission_policy": abac,
+            "node_policy": node, "notes": notes}

@@ -49,7 +49,7 @@ from .health import CachedHealth
 from .heap import give_back_free_memory
 from .logs import log
 from .observe import SCOPE_KEY, ObserveRequests, WebMetrics
-from .teams import Teams, check_team_name
+from .teams import MAIN_TEAM, Teams, check_team_name
 
 AWS_THREADS = 32  # the boto3 client's connection pool
 AUTH_THREADS = 4  # bcrypt is CPU: a flood of wrong passwords must not take every worker thread
@@ -248,6 +248,9 @@ class WebNode:
         tier = self.manager.tier()
         if tier is not None:
             body["redis"] = tier
+        roles = await self._aws(self.manager.roles, MAIN_TEAM)  # the admins' team is the probe team
+        if roles is not None:
+            body["secretsmanager"]["team_roles"] = roles
         return json_response(body, sort_keys=True)
 
     @endpoint

@@ -8,6 +8,8 @@ The teams file has exactly this shape (anything else stops start-up)::
         local_users: [alice, bob]
       beta:
         local_users: [carol]
+        role_arn: arn:aws:iam::123456789012:role/ci-beta   # optional: the team's own IAM role
+        external_id: beta-7f3a                              # optional, with role_arn
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.roles import TeamRole, parse_team_role
 from ..errors import ConfigError, PipelineSecretsError, ScopeNameError
 from ..pure.documents import load_document
 from ..pure.templates import check_scope
@@ -45,8 +48,17 @@ def check_team_name(team: str, pipeline: str | None = None) -> None:
             raise ScopeNameError(f"invalid {kind} name '{name}'")
 
 
-def load_teams_file(path: Path) -> dict[str, list[str]]:
-    """team -> local user names, from the teams file; ``ConfigError`` for anything malformed."""
+TEAM_KEYS = frozenset({"local_users", "role_arn", "external_id"})
+
+
+@dataclass(frozen=True)
+class TeamsFile:
+    members: dict[str, list[str]]  # team -> local user names
+    roles: dict[str, TeamRole]  # team -> its own IAM role
+
+
+def load_teams_file(path: Path) -> TeamsFile:
+    """The teams file's members and roles; ``ConfigError`` for anything malformed."""
     where = f"{TEAMS_FILE_FLAG} '{path}'"
     try:
         data = load_document(path.read_text(encoding="utf-8"))
@@ -56,8 +68,9 @@ def load_teams_file(path: Path) -> dict[str, list[str]]:
         raise ConfigError(f"{where}: {exc}") from None
     if not isinstance(data, dict) or set(data) != {"teams"} or not isinstance(data["teams"], dict):
         raise ConfigError(f"{where}: must be a mapping with one key, 'teams', holding a mapping of team -> "
-                          "{local_users: [USER, ...]}")
+                          "{local_users: [USER, ...], role_arn: ARN, external_id: ID}")
     teams: dict[str, list[str]] = {}
+    roles: dict[str, TeamRole] = {}
     for team, entry in data["teams"].items():
         if not isinstance(team, str):
             raise ConfigError(f"{where}: team names must be strings, got {team!r}")
@@ -65,13 +78,20 @@ def load_teams_file(path: Path) -> dict[str, list[str]]:
             check_team_name(team)
         except ScopeNameError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        if not isinstance(entry, dict) or set(entry) != {"local_users"}:
-            raise ConfigError(f"{where}: team '{team}' must be a mapping with one key, 'local_users'")
+        if not isinstance(entry, dict) or not set(entry) <= TEAM_KEYS or "local_users" not in entry:
+            raise ConfigError(f"{where}: team '{team}' must be a mapping of local_users and, optionally, "
+                              "role_arn and external_id")
+        try:
+            role = parse_team_role(entry, f"team '{team}'")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if role is not None:
+            roles[team] = role
         users = entry["local_users"]
         if not isinstance(users, list) or not all(isinstance(u, str) and u for u in users):
             raise ConfigError(f"{where}: team '{team}': local_users must be a list of user names")
         teams[team] = users
-    return teams
+    return TeamsFile(teams, roles)
 
 
 def build_teams(

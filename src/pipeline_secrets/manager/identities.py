@@ -1,0 +1,150 @@
+"""Whom each team's lookups read as: the node's own identity, or (with team roles) the team's role.
+
+With a role template or a teams-file ``role_arn``, no secret is ever read with the node's identity:
+each team reads through its own role session (``aws.roles``), with a backend (and so batches) of
+its own, behind its own retry. The cache keys what it was answered by the identity it read as,
+so a secret one team's role may read is never served from the cache to a team whose role may not.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from ..aws import SecretReader, SecretsManagerBackend, make_client
+from ..aws.backend import CallBudget
+from ..aws.roles import AssumedRole, RoleReader
+from ..config import Settings
+from ..config.roles import TeamRole
+from ..errors import LookupFailed
+from ..metrics import Metrics
+from ..resilience import RetryingReader
+
+
+class Identities(Protocol):
+    """A team's reader and the name of whom it reads as (the cache's key)."""
+
+    def identity(self, team: str) -> str: ...
+
+    def reader(self, team: str) -> SecretReader: ...
+
+    def calls_for(self, team: str, paths: int) -> int: ...
+
+
+class NodeIdentity:
+    """Every team reads with the node's identity (no roles configured)."""
+
+    def __init__(self, reader: SecretReader, name: str, backend: SecretsManagerBackend) -> None:
+        self._reader = reader
+        self._name = name
+        self._backend = backend
+
+    def identity(self, team: str) -> str:
+        return self._name
+
+    def reader(self, team: str) -> SecretReader:
+        return self._reader
+
+    def calls_for(self, team: str, paths: int) -> int:
+        return self._backend.calls_for(paths)
+
+
+class _Refused:
+    """The reader of a team the role template cannot name a role for: every path fails, no call."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def get(self, path: str) -> Any | None:
+        raise LookupFailed(path, "assume-role", self._why)
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, Any]:
+        return {path: LookupFailed(path, "assume-role", self._why) for path in paths}
+
+
+class TeamRoleIdentities:
+    """Each team reads as its role (``settings.roles``): a session and a backend per team, made on
+    the team's first lookup and kept for the most recent ``MAX_TEAMS`` teams. The backends share
+    one pool of threads and the node's rate budget (the account's quota is one)."""
+
+    MAX_TEAMS = 1024
+
+    def __init__(self, settings: Settings, sts: Any, metrics: Metrics, budget: CallBudget | None = None,
+                 workers: int = 32) -> None:
+        self._settings = settings
+        self._sts = sts
+        self._metrics = metrics
+        self._budget = budget
+        self._workers = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws-roles")
+        self._teams: OrderedDict[str, tuple[str, SecretReader, RoleReader | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def role_of(self, team: str) -> TeamRole:
+        """``team``'s role; ``ValueError`` when the template cannot make one for it."""
+        role = self._settings.roles.role_of(team)
+        if role is None:  # a teams file names roles for some teams, and there is no template
+            raise ValueError(f"team '{team}' has no role: set --aws-secretsmanager-team-role-template, or a "
+                             "role_arn for it in the teams file (with team roles, no team reads as the node)")
+        return role
+
+    def identity(self, team: str) -> str:
+        try:
+            role = self.role_of(team)
+        except ValueError:
+            return f"refused|{team}"
+        return f"{self._settings.region}|{self._settings.endpoint_url or ''}|{role.identity}"
+
+    def reader(self, team: str) -> SecretReader:
+        return self._entry(team)[1]
+
+    def calls_for(self, team: str, paths: int) -> int:
+        role_reader = self._entry(team)[2]
+        return role_reader.calls_for(paths) if role_reader is not None else 0
+
+    def session(self, team: str) -> AssumedRole | None:
+        """The team's role session (for probes), None when it has no role."""
+        role_reader = self._entry(team)[2]
+        return None if role_reader is None else role_reader.session
+
+    def close(self) -> None:
+        with self._lock:
+            for _, _, role_reader in self._teams.values():
+                if role_reader is not None:
+                    role_reader.close()
+            self._teams.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _entry(self, team: str) -> tuple[str, SecretReader, RoleReader | None]:
+        with self._lock:
+            entry = self._teams.get(team)
+            if entry is not None:
+                self._teams.move_to_end(team)
+                return entry
+        entry = self._make(team)  # no AWS call yet: the session's first AssumeRole is on first read
+        with self._lock:
+            entry = self._teams.setdefault(team, entry)
+            while len(self._teams) > self.MAX_TEAMS:
+                self._teams.popitem(last=False)  # maybe in use: let it go, do not close it
+        return entry
+
+    def _make(self, team: str) -> tuple[str, SecretReader, RoleReader | None]:
+        settings = self._settings
+        try:
+            role = self.role_of(team)
+        except ValueError as exc:
+            return self.identity(team), _Refused(str(exc)), None
+        session = AssumedRole(self._sts, role, team, settings.team_role_duration, self._metrics)
+
+        def backend(credentials: Any) -> SecretsManagerBackend:
+            return SecretsManagerBackend(make_client(settings, credentials), batch=settings.batch,
+                                         metrics=self._metrics, budget=self._budget, pool=self._pool,
+                                         workers=self._workers)
+
+        role_reader = RoleReader(session, backend)
+        retrying = RetryingReader(role_reader, attempts=settings.retry_attempts, interval=settings.retry_interval,
+                                  deadline=settings.lookup_timeout, metrics=self._metrics)
+        return self.identity(team), retrying, role_reader
