@@ -11,6 +11,7 @@ The layers, from the bottom (docs/architecture.md): ``pure`` (grammar, documents
 """
 
 from ._version import __version__
+from .config.roles import TeamRole
 from .config.settings import Settings
 from .errors import (
     ConfigError,
@@ -39,6 +40,7 @@ __all__ = [
     "PipelineSecretsError",
     "ScopeNameError",
     "Settings",
+    "TeamRole",
     "UndefinedVarsError",
     "VarNameError",
     "VarSourceConfigError",

@@ -77,7 +77,7 @@ class LookupFailed(PipelineSecretsError):
     """AWS did not answer found or not found for a path: access denied, throttled, unreachable...
 
     ``kind`` is a short, stable classification (``access-denied``, ``throttled``, ``unavailable``,
-    ``network``, ``decryption``, ``credentials``, ``invalid-value``, ``error``); ``code`` is AWS's
+    ``network``, ``decryption``, ``credentials``, ``invalid-value``, ``assume-role``, ``error``); ``code`` is AWS's
     error code when there is one. ``retryable`` says whether trying again may help.
     """
 

@@ -91,6 +91,7 @@ class RoleSession:
     caller_key: str | None  # who assumed it (the node's key)
     access_key_id: str  # the session's temporary key
     expires: float  # time.time()
+    secret_key: str = ""  # its secret, for tests that look for leaks
 
 
 @dataclass
@@ -506,7 +507,8 @@ class FaultProxy:
         """Record the session moto granted, map its key to the role's policy, shorten its life."""
         text = body.decode("utf-8")
         key = re.search(_XML_FIELD.format("AccessKeyId"), text)
-        assert key is not None, text[:200]
+        secret = re.search(_XML_FIELD.format("SecretAccessKey"), text)
+        assert key is not None and secret is not None, text[:200]
         role_arn = req.params.get("RoleArn", "")
         tags = {req.params[name]: req.params.get(name.replace(".Key", ".Value"), "")
                 for name in req.params if name.startswith("Tags.member.") and name.endswith(".Key")}
@@ -525,7 +527,7 @@ class FaultProxy:
                     f"assumed-role/{name}/{req.params.get('RoleSessionName', '')}")
             self._sessions.append(RoleSession(role_arn, req.params.get("RoleSessionName", ""), tags,
                                               req.params.get("ExternalId"), req.access_key_id, key.group(1),
-                                              expires))
+                                              expires, secret.group(1)))
         return text.encode("utf-8")
 
     def _refuse_assume_role(self, req: _Request) -> str | None:

@@ -48,9 +48,14 @@ class _Given(CredentialProvider):
         return self._credentials
 
 
+_LOADER = botocore.session.Session().get_component("data_loader")  # parsed service models, shared
+
+
 def session_with(credentials: RefreshableCredentials, region: str) -> boto3.session.Session:
-    """A session whose clients sign with ``credentials`` (and pick up their renewals)."""
+    """A session whose clients sign with ``credentials`` (and pick up their renewals). Sessions
+    share one loader of botocore's service models: each team's client would parse them again."""
     core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
     core.register_component("credential_provider", CredentialResolver([_Given(credentials)]))
     return boto3.session.Session(botocore_session=core, region_name=region)
 

@@ -60,6 +60,8 @@ def connect(
 ) -> Manager:
     """A ``Manager`` configured by keyword options named like the flags (``region``,
     ``cache_duration``...); unset options fall back to the ``CONCOURSE_*`` environment variables,
-    then to the defaults. ``endpoint_url`` is for emulators; AWS users leave it to the SDK's
+    then to the defaults. ``team_roles`` (team -> ``TeamRole``) are teams' own roles, over the
+    role template. ``endpoint_url`` is for emulators; AWS users leave it to the SDK's
     ``AWS_ENDPOINT_URL*`` variables. Raises ``ConfigError`` for invalid options."""
-    return build_manager(resolve_settings(options, environ, endpoint_url=endpoint_url))
+    team_roles = options.pop("team_roles", None)
+    return build_manager(resolve_settings(options, environ, endpoint_url=endpoint_url, team_roles=team_roles))

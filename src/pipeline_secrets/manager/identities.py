@@ -18,7 +18,7 @@ from ..aws import SecretReader, SecretsManagerBackend, make_client
 from ..aws.backend import CallBudget
 from ..aws.roles import AssumedRole, RoleReader
 from ..config import Settings
-from ..config.roles import TeamRole
+from ..config.roles import TeamRole, session_tags
 from ..errors import LookupFailed
 from ..metrics import Metrics
 from ..resilience import RetryingReader
@@ -135,6 +135,7 @@ class TeamRoleIdentities:
         settings = self._settings
         try:
             role = self.role_of(team)
+            session_tags(team)  # a team IAM cannot tag is refused here, not in the middle of a read
         except ValueError as exc:
             return self.identity(team), _Refused(str(exc)), None
         session = AssumedRole(self._sts, role, team, settings.team_role_duration, self._metrics)
