@@ -67,10 +67,11 @@ class _Refused:
 
 class TeamRoleIdentities:
     """Each team reads as its role (``settings.roles``): a session and a backend per team, made on
-    the team's first lookup and kept for the most recent ``MAX_TEAMS`` teams. The backends share
-    one pool of threads and the node's rate budget (the account's quota is one)."""
+    the team's first lookup and kept for the most recent ``MAX_TEAMS`` teams (a client is about
+    0.3 MB; a team that comes back after eviction assumes its role again). The backends share one
+    pool of threads and the node's rate budget (the account's quota is one)."""
 
-    MAX_TEAMS = 1024
+    MAX_TEAMS = 256
 
     def __init__(self, settings: Settings, sts: Any, metrics: Metrics, budget: CallBudget | None = None,
                  workers: int = 32) -> None:

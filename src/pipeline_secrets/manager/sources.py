@@ -169,7 +169,8 @@ class SourceFactory:
                                     deadline=settings.lookup_timeout, metrics=self._metrics)
             identities = NodeIdentity(reader, identity, backend)
         stacks = ReaderStacks(settings, identities, self._metrics, self._stores, team_share=self._team_share,
-                              per_team=per_team)
+                              per_team=per_team,
+                              max_teams=TeamRoleIdentities.MAX_TEAMS if per_team else ReaderStacks.MAX_TEAMS)
         candidates = settings.rules.rendered_paths if own_credentials else self._within_team(name, settings.rules)
         lookups = Lookups(settings, stacks, candidates, self._metrics)
         with self._lock:

@@ -114,6 +114,7 @@ class ReaderStacks:
     def __init__(
         self, settings: Settings, identities: Identities, metrics: Metrics, stores: Stores,
         team_share: Callable[[SecretReader, str], SecretReader] | None = None, per_team: bool = False,
+        max_teams: int = MAX_TEAMS,
     ) -> None:
         self._settings = settings
         self.identities = identities
@@ -121,6 +122,7 @@ class ReaderStacks:
         self._metrics = metrics
         self._stores = stores
         self._teams: OrderedDict[str, TeamReaders] = OrderedDict()
+        self._max_teams = max_teams  # with team roles, as many as their sessions kept: a view holds its reader
         self._lock = threading.Lock()
         if per_team:  # every team its own identity (its role): too many to keep a list of
             stores.register_per_team(self.prefixes)
@@ -137,7 +139,7 @@ class ReaderStacks:
             readers = self._teams.get(team)
             if readers is None:
                 readers = self._teams[team] = self._build(team)
-                if len(self._teams) > self.MAX_TEAMS:
+                if len(self._teams) > self._max_teams:
                     self._teams.popitem(last=False)
             else:
                 self._teams.move_to_end(team)
