@@ -302,7 +302,7 @@ def handle(signum, frame):
         out.write(str(signum))
     sys.exit(40)
 
-for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
     signal.signal(signum, handle)
 with open(ready, "w") as out:
     out.write(str(os.getpid()))
@@ -320,7 +320,8 @@ def wait_for(path: Path, timeout: float = 30) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                                    signal.SIGUSR2])
 @pytest.mark.parametrize("redact", [True, False], ids=["redacting", "no-redact"])
 def test_signals_to_us_are_forwarded_to_the_command(secrets, proxy, tmp_path, signum, redact):
     ready, got = tmp_path / "ready", tmp_path / "got"

@@ -130,11 +130,13 @@ class Redactor:
         self.replacement = replacement
         self._patterns = _Patterns.compile(patterns)
         self._held = b""
+        self._pending: list[int] = []  # positions in _held whose tail is a proper prefix of a pattern
 
     def fork(self) -> Redactor:
         """A redactor with the same patterns and a stream of its own (say, for stderr)."""
         twin = object.__new__(Redactor)
-        twin.skipped, twin.replacement, twin._patterns, twin._held = self.skipped, self.replacement, self._patterns, b""
+        twin.skipped, twin.replacement, twin._patterns = self.skipped, self.replacement, self._patterns
+        twin._held, twin._pending = b"", []
         return twin
 
     @property
@@ -145,31 +147,40 @@ class Redactor:
     def feed(self, chunk: bytes) -> bytes:
         """What of the stream so far can be written now, redacted; the rest is held back."""
         data = self._held + chunk if self._held else bytes(chunk)
-        out, cut = self._scan(data, final=False)
+        patterns = self._patterns
+        if patterns.matcher is None:
+            return data
+        # A position whose tail was no prefix of a pattern stays none as bytes come: only the held
+        # positions that could start a value, and the new ones, are looked at again. So a long
+        # value written one byte at a time costs a few checks per byte, not (longest) of them.
+        first = max(0, len(data) - patterns.longest + 1)
+        candidates = [p for p in self._pending if p >= first]
+        candidates += range(max(first, len(self._held)), len(data))
+        pending = [start for start in candidates if patterns.could_start(data, start)]
+        out, cut = self._scan(data, pending)
         self._held = data[cut:]
+        self._pending = [p - cut for p in pending if p >= cut]
         return out
-
     def flush(self) -> bytes:
         """Everything held back, redacted as the end of the stream."""
-        data, self._held = self._held, b""
-        return self._scan(data, final=True)[0]
+        data, self._held, self._pending = self._held, b"", []
+        return self._scan(data, [])[0]
 
     def redact(self, data: bytes) -> bytes:
         """``data`` as a whole stream, redacted (this redactor's own stream is left alone)."""
-        return self._scan(bytes(data), final=True)[0]
+        return self._scan(bytes(data), [])[0]
 
-    def _scan(self, data: bytes, *, final: bool) -> tuple[bytes, int]:
-        """(``data[:cut]`` redacted, ``cut``): ``cut`` is where the bytes that could still start
-        a match begin (``len(data)`` when none do, or when ``final``). Only the last (longest - 1)
-        positions can, and only those that hold a proper prefix of a pattern. A match that starts
-        before such a position is decided (a longer one would make its start such a position),
-        even if it runs past it; the scan goes on after it, up to the next such position."""
+    def _scan(self, data: bytes, pending: list[int]) -> tuple[bytes, int]:
+        """(``data[:cut]`` redacted, ``cut``). ``pending`` are the positions, in order, whose tail
+        is a proper prefix of a pattern (only the last (longest - 1) can be): more bytes could make
+        a match start there, or a longer one. ``cut`` is the first of them not inside a match
+        (``len(data)`` when there is none). A match that starts before such a position is decided
+        (a longer one would make its start such a position), even if it runs past it; the scan
+        goes on after it, up to the next such position."""
         patterns = self._patterns
         end = len(data)
         if patterns.matcher is None:
             return data, end
-        pending = [] if final else [start for start in range(max(0, end - patterns.longest + 1), end)
-                                    if patterns.could_start(data, start)]
         pieces: list[bytes] = []
         position, waiting = 0, iter(pending)
         first = next(waiting, end)

@@ -1,5 +1,6 @@
 """Running a command with secrets in its environment (``exec``): its stdout and stderr through a
-``Redactor`` each, SIGINT/SIGTERM/SIGHUP forwarded, its exit status ours.
+``Redactor`` each, SIGINT/SIGTERM/SIGHUP (and SIGQUIT, SIGUSR1, SIGUSR2) forwarded, its exit
+status ours.
 
 Values only ever reach the command's environment (``execve``'s envp): never our argv, a file, or
 a log line. Output is copied as it comes; a redactor holds back at most a tail that could be the
@@ -27,7 +28,9 @@ HOLD_SECONDS = 0.05
 EXIT_GRACE_SECONDS = 0.2  # after the command exits, what its children still write is copied for this long
 CHUNK_BYTES = 64 * 1024  # a pipe's buffer: one read takes what the command wrote
 MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Those a CI runner or a user sends to stop or poke a job; SIGKILL and SIGSTOP cannot be caught,
+# and terminal-made ones (Ctrl-C, Ctrl-Z, Ctrl-\) reach the command from the terminal as well.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def command_environment(values: Mapping[str, str], *, clear: bool, parent: Mapping[str, str]) -> dict[str, str]:
