@@ -70,6 +70,11 @@ def test_each_line_of_a_multiline_value_is_replaced_on_its_own():
     assert redactor.redact(text) == b"whole: " + R + b"\nindented:\n    " + R + b"\n    " + R + b"\n xyz\n"
 
 
+def test_a_value_stored_with_surrounding_whitespace_is_replaced_without_it():
+    redactor = Redactor({"T": "  token-value\t\n"})
+    assert redactor.redact(b"token=token-value;") == b"token=" + R + b";"
+
+
 def test_leftmost_longest_without_overlaps():
     redactor = Redactor({"A": "abcd", "B": "abcdefgh", "C": "cdefxyz", "D": "ghij"})
     assert redactor.redact(b"abcdefghij") == R + b"ij"  # the longest at the leftmost start wins

@@ -30,7 +30,7 @@ import ahocorasick_rs
 
 REPLACEMENT = b"((redacted))"
 DEFAULT_MIN_LENGTH = 4
-_HEAD = 32  # the proper prefixes kept in a set are this long at most; longer ones are checked in full
+_HEAD = 16  # the proper prefixes kept in a set are this long at most (memory); longer ones are checked in full
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _PERCENT = re.compile(rb"%[0-9A-F]{2}")
@@ -41,13 +41,13 @@ _SPOILED_HEAD = (0, 2, 3)
 
 def value_forms(value: str, min_length: int = DEFAULT_MIN_LENGTH) -> set[bytes]:
     """The byte strings that stand for ``value`` in output, at least ``min_length`` bytes each:
-    the value (UTF-8), each of its lines when it has several (lines of at least ``min_length``
+    the value (UTF-8) and the value without surrounding whitespace, each of its lines when it has several (lines of at least ``min_length``
     characters), its base64 (standard and URL-safe, padded or not, encoded alone, and the part
     that does not depend on its neighbours when it sits at offset 1 or 2 mod 3 in a longer
     encoded stream), its URL encodings (``quote`` with and without '/' safe, ``quote_plus``, and
     lowercase hex), and its JSON string escapes (ASCII-only or not, without the quotes)."""
     raw = value.encode("utf-8", "surrogateescape")
-    forms = {raw}
+    forms = {raw, value.strip().encode("utf-8", "surrogateescape")}  # a value stored with its newline, printed without
     lines = _LINE_BREAK.split(value)
     if len(lines) > 1:
         forms.update(line.encode("utf-8", "surrogateescape") for line in lines if len(line) >= min_length)
