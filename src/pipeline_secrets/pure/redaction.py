@@ -161,6 +161,7 @@ class Redactor:
         self._held = data[cut:]
         self._pending = [p - cut for p in pending if p >= cut]
         return out
+
     def flush(self) -> bytes:
         """Everything held back, redacted as the end of the stream."""
         data, self._held, self._pending = self._held, b"", []
