@@ -20,6 +20,9 @@ import pytest
 from conftest import read_ids, restricted_policy
 from ops_support import AWS_FLAGS
 
+from pipeline_secrets.errors import FieldError
+from pipeline_secrets.pure.environment import env_text
+
 R = b"((redacted))"
 TEAM, PIPELINE = "main", "deploy"
 PASSWORD = "db-pass-Xy7!/+= ü"
@@ -72,7 +75,7 @@ def test_values_reach_the_command_from_flags_and_an_env_file(secrets, proxy, tmp
     env_file.write_text("DATABASE_URL: postgres://((db.user)):((db.password))@host/db\n"
                         "DB: ((db))\nPORT: ((db.port))\nTOKEN: overridden by --env\nPLAIN: no vars here\n")
     dump = tmp_path / "env.json"
-    result = run_exec(proxy, *SCOPE, "--env", "TOKEN=token", "-e", "KEY=key", "--env-file", str(env_file),
+    result = run_exec(proxy, *SCOPE, "--env", "TOKEN=token", "-e", "KEY=((key))", "--env-file", str(env_file),
                       command=[*script(tmp_path, "dump", DUMP_ENV), str(dump)], PARENT_ONLY="kept")
     assert result.returncode == 0, result.stderr
     assert (result.stdout, result.stderr) == (b"", b"")
@@ -160,6 +163,15 @@ def test_a_command_that_cannot_start_exits_127_or_126(secrets, proxy, tmp_path):
     refused = run_exec(proxy, *SCOPE, "-e", "TOKEN=token", command=[str(not_executable)])
     assert refused.returncode == 126
     assert "command not executable" in refused.stderr.decode()
+
+
+def test_env_values_are_strings_an_environment_can_hold():
+    assert env_text("A", "text") == "text"
+    assert env_text("A", {"k": "ü", "n": 1}) == '{"k": "ü", "n": 1}'  # JSON, as `lookup` prints it
+    assert (env_text("A", 5432), env_text("A", True), env_text("A", None)) == ("5432", "true", "null")
+    for value, why in (("a\0b", "NUL character"), ("a\ud800b", "surrogate")):
+        with pytest.raises(FieldError, match=f"the value of A .*{why}"):
+            env_text("A", value)
 
 
 # --- redaction -------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ def test_aws_failures_are_502_naming_the_path_and_kind_only(client, web, secrets
 # --- environments (vars/env) ----------------------------------------------------------------
 
 
-def test_env_resolves_a_mapping_to_strings(client, secrets, proxy):
+def test_env_resolves_a_mapping_to_strings(client, web, secrets, proxy):
     body = {"TOKEN": "((api-token))", "URL": "postgres://((database.user)):((database.password))@h/x",
             "DB": "((database))", "PORT": "((database.port))", "PLAIN": "no vars", "CHANNEL": "((channel))"}
     response = post(client, f"{PIPELINE}/env", json.dumps(body), "application/json")
@@ -226,6 +226,14 @@ def test_env_resolves_a_mapping_to_strings(client, secrets, proxy):
     assert response.status_code == 422 and response.json() == {"error": "undefined vars: database.port"}
     response = post(client, f"{TEAM}/env", "TOKEN: ((api-token))\n", "application/yaml")
     assert response.json() == {"env": {"TOKEN": "team-token-Er34"}}  # team level: no pipeline path
+    metrics = client.get("/metrics").text
+    assert ('pipeline_secrets_http_requests_total{method="POST",'
+            'route="/api/v1/teams/{team}/pipelines/{pipeline}/vars/env",status="200"}') in metrics
+    assert 'route="/api/v1/teams/{team}/vars/env",status="422"}' in metrics
+    logs = web.log_text()
+    assert "/vars/env" in logs
+    for value in ("pipeline-token-Qw12", "db-pw-Zz81", "team-token-Er34"):
+        assert value not in logs and value not in metrics
 
 
 @pytest.mark.parametrize("body, status, message", [

@@ -25,6 +25,8 @@ def _env_flags(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     mapping: dict[str, str] = {}
     for flag in values:
         name, sep, var = flag.partition("=")
+        if var.startswith("((") and var.endswith("))"):  # -e TOKEN='((api-token))' means the same
+            var = var[2:-2]
         if not sep or not var:
             raise click.BadParameter(f"'{flag}' is not NAME=VAR (VAR is what stands inside ((..)), e.g. db.password)")
         try:
@@ -57,7 +59,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @scope_options
 @click.option("--env", "-e", "env_flags", multiple=True, metavar="NAME=VAR", callback=_env_flags,
-              help="Set NAME to the value of ((VAR)), e.g. DB_PASS=database.password; repeatable.")
+              help="Set NAME to the value of ((VAR)), e.g. DB_PASS=database.password (or "
+                   "DB_PASS='((database.password))'); repeatable.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=_not_stdin,
               help="YAML mapping of NAME to a string with ((vars)) in it, e.g. "
                    "'DATABASE_URL: postgres://((db.user)):((db.password))@host/db'; --env wins over it.")

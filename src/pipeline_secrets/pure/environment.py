@@ -46,11 +46,16 @@ def env_mapping(document: Any, origin: str = "the environment mapping") -> dict[
 
 def env_text(name: str, value: Any) -> str:
     """A resolved value as an environment holds it: a string as it is, anything else (a var that
-    is a mapping, a number) as JSON, as ``lookup`` prints it. ``FieldError`` for a NUL character,
-    which no environment variable can hold."""
+    is a mapping, a number) as JSON, as ``lookup`` prints it. ``FieldError`` for a NUL character
+    or a lone surrogate (from a JSON ``"\\ud800"``), which no environment variable can hold."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if "\0" in text:
         raise FieldError(f"the value of {name} contains a NUL character, which an environment variable cannot hold")
+    try:
+        text.encode("utf-8", "surrogateescape")  # what os.fsencode does to an environment
+    except UnicodeEncodeError:
+        raise FieldError(f"the value of {name} holds half a UTF-16 surrogate pair, which an environment variable "
+                         "cannot hold") from None
     return text
 
 

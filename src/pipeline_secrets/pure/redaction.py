@@ -46,18 +46,28 @@ def value_forms(value: str, min_length: int = DEFAULT_MIN_LENGTH) -> set[bytes]:
     that does not depend on its neighbours when it sits at offset 1 or 2 mod 3 in a longer
     encoded stream), its URL encodings (``quote`` with and without '/' safe, ``quote_plus``, and
     lowercase hex), and its JSON string escapes (ASCII-only or not, without the quotes)."""
-    raw = value.encode("utf-8", "surrogateescape")
-    forms = {raw, value.strip().encode("utf-8", "surrogateescape")}  # a value stored with its newline, printed without
+    raw = _utf8(value)
+    forms = {raw, _utf8(value.strip())}  # a value stored with its newline, printed without
     lines = _LINE_BREAK.split(value)
     if len(lines) > 1:
-        forms.update(line.encode("utf-8", "surrogateescape") for line in lines if len(line) >= min_length)
+        forms.update(_utf8(line) for line in lines if len(line) >= min_length)
     forms.update(_base64_forms(raw))
     for url in (quote(raw, safe=""), quote(raw), quote_plus(raw)):
         encoded = url.encode("ascii")
         forms.update((encoded, _PERCENT.sub(lambda m: m.group(0).lower(), encoded)))
     for ensure_ascii in (True, False):
-        forms.add(json.dumps(value, ensure_ascii=ensure_ascii)[1:-1].encode("utf-8", "surrogatepass"))
+        forms.add(_utf8(json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]))
     return {form for form in forms if len(form) >= min_length}
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as a program's output holds it: UTF-8, with the bytes Python decoded as lone
+    surrogates (``surrogateescape``, as ``os.fsencode`` does for an environment) given back; any
+    other lone surrogate as its three bytes, so that no value makes the redactor fail."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _base64_forms(raw: bytes) -> Iterable[bytes]:
