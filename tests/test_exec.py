@@ -225,6 +225,23 @@ def test_values_written_one_byte_at_a_time_are_redacted_and_the_rest_kept_byte_f
         assert form not in result.stdout
 
 
+BULK = r"""
+import os, sys
+token = os.environ["TOKEN"].encode()
+line = b"x" * 65_530 + token + b"\n"  # every value straddles a 64 KiB read
+sys.stdout.buffer.write(line * 80)
+sys.stderr.buffer.write(line * 8)
+"""
+
+
+def test_values_across_read_boundaries_in_megabytes_of_output(secrets, proxy, tmp_path):
+    result = run_exec(proxy, *SCOPE, "-e", "TOKEN=token", command=script(tmp_path, "bulk", BULK))
+    assert result.returncode == 0, result.stderr
+    line = b"x" * 65_530 + R + b"\n"
+    assert result.stdout == line * 80
+    assert result.stderr == line * 8
+
+
 def test_no_redact_passes_the_output_as_it_is(secrets, proxy, tmp_path):
     result = run_exec(proxy, *SCOPE, "--no-redact", "-e", "TOKEN=token",
                       command=script(tmp_path, "echo", "import os; print(os.environ['TOKEN'])"))

@@ -56,7 +56,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]...")
 @scope_options
 @click.option("--env", "-e", "env_flags", multiple=True, metavar="NAME=VAR", callback=_env_flags,
               help="Set NAME to the value of ((VAR)), e.g. DB_PASS=database.password (or "
