@@ -385,7 +385,7 @@ def markdown(r: dict[str, Any], scale: Any, rows: list[Row], *, machine: str, el
 
 # Sections other scripts write into docs/performance.md (bench/fleet.py, bench/web.py,
 # bench/memory.py), between markers, so that each can be re-run alone and run.py keeps them.
-SECTIONS = ("fleet", "web", "memory")
+SECTIONS = ("fleet", "web", "memory", "redaction", "roles")
 
 
 def _markers(name: str) -> tuple[str, str]:

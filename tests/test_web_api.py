@@ -206,6 +206,73 @@ def test_aws_failures_are_502_naming_the_path_and_kind_only(client, web, secrets
     assert aws_text in web.log_text()  # AWS's own words are for the operator's log
 
 
+# --- environments (vars/env) ----------------------------------------------------------------
+
+
+def test_env_resolves_a_mapping_to_strings(client, web, secrets, proxy):
+    body = {"TOKEN": "((api-token))", "URL": "postgres://((database.user)):((database.password))@h/x",
+            "DB": "((database))", "PORT": "((database.port))", "PLAIN": "no vars", "CHANNEL": "((channel))"}
+    response = post(client, f"{PIPELINE}/env", json.dumps(body), "application/json")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    env = response.json()["env"]
+    assert list(response.json()) == ["env"] and list(env) == list(body)
+    assert env == {"TOKEN": "pipeline-token-Qw12", "URL": "postgres://app:db-pw-Zz81@h/x", "DB": json.dumps(DB),
+                   "PORT": "5432", "PLAIN": "no vars", "CHANNEL": "#alpha"}
+    ids = [secret_id for record in proxy.log for secret_id in record.secret_ids]
+    assert len(ids) == len(set(ids))  # one batched resolution: each path read once
+    yaml_body = "TOKEN: ((api-token))\nPORT: ((database.port))\n"
+    response = post(client, f"{TEAM}/env", yaml_body, "application/yaml")
+    assert response.status_code == 422 and response.json() == {"error": "undefined vars: database.port"}
+    response = post(client, f"{TEAM}/env", "TOKEN: ((api-token))\n", "application/yaml")
+    assert response.json() == {"env": {"TOKEN": "team-token-Er34"}}  # team level: no pipeline path
+    metrics = client.get("/metrics").text
+    assert ('pipeline_secrets_http_requests_total{method="POST",'
+            'route="/api/v1/teams/{team}/pipelines/{pipeline}/vars/env",status="200"}') in metrics
+    assert 'route="/api/v1/teams/{team}/vars/env",status="422"}' in metrics
+    logs = web.log_text()
+    assert "/vars/env" in logs
+    for value in ("pipeline-token-Qw12", "db-pw-Zz81", "team-token-Er34"):
+        assert value not in logs and value not in metrics
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ('{"A": "((nope))", "B": "((also-nope))"}', 422, "undefined vars: also-nope, nope"),
+    ('{"A": "((database.missing))"}', 422, "missing field 'missing' in var: database.missing"),
+    ('{"A": "x-((database))"}', 422, "cannot interpolate non-primitive value (map) from var: database"),
+    ('{"A": "((other/x))"}', 422, "var 'other/x' refused"),
+    ('["A"]', 400, "the body must be a mapping of environment variable names to strings, not a list"),
+    ('{"PORT": 5432}', 400, "the body: the value of PORT must be a string, not int (quote it)"),
+    ('{"1A": "x"}', 400, "the body: invalid environment variable name '1A'"),
+    ('{"A": "x"', 400, "invalid JSON"),
+])
+def test_env_errors_are_those_of_interpolate(client, secrets, body, status, message):
+    response = post(client, f"{PIPELINE}/env", body, "application/json")
+    assert response.status_code == status, response.text
+    assert list(response.json()) == ["error"]
+    assert response.json()["error"].startswith(message), response.json()
+    for value in ("pipeline-token-Qw12", "db-pw-Zz81"):
+        assert value not in response.text
+
+
+def test_env_is_team_scoped_and_authenticated(client, secrets, proxy):
+    body = '{"T": "((api-token))"}'
+    assert client.post(f"{PIPELINE}/env", content=body).status_code == 401
+    response = post(client, "/api/v1/teams/beta/vars/env", body, "application/json", user="alice")
+    assert (response.status_code, response.json()) == (403, {"error": "forbidden"})
+    assert "beta-token-Ty56" not in response.text
+    assert proxy.log == []
+
+
+def test_env_lookup_failures_are_502_without_aws_text(client, secrets, proxy):
+    proxy.set_policy(restricted_policy("beta"))
+    response = post(client, f"{PIPELINE}/env", '{"T": "((api-token))"}', "application/json")
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert "/concourse/alpha/deploy/api-token" in error and ": access-denied" in error
+    assert "is not authorized to perform" not in error and "arn:" not in error
+
+
 # --- lookup -----------------------------------------------------------------------------------
 
 
@@ -256,7 +323,8 @@ def test_metrics_are_prometheus_text_without_names_or_values(client, secrets, pr
     assert labels <= {"/api/v1/health", "/api/v1/info/creds", "/sky/issuer/token", "/metrics", "unmatched",
                       "/api/v1/teams/{team}/pipelines/{pipeline}/vars/lookup", "/api/v1/teams/{team}/vars/lookup",
                       "/api/v1/teams/{team}/pipelines/{pipeline}/vars/interpolate",
-                      "/api/v1/teams/{team}/vars/interpolate"}
+                      "/api/v1/teams/{team}/vars/interpolate",
+                      "/api/v1/teams/{team}/pipelines/{pipeline}/vars/env", "/api/v1/teams/{team}/vars/env"}
 
 
 def test_liveness_needs_no_credentials_and_no_aws(client, proxy):

@@ -5,6 +5,9 @@ Manager, with Concourse's lookup rules (pipeline path, then team path).
     manager = pipeline_secrets.connect(region="us-east-1")
     manager.lookup("creds.user", team="main", pipeline="deploy")
 
+    redactor = pipeline_secrets.Redactor({"token": value})  # a command's output, values replaced
+    out.write(redactor.feed(chunk)); ...; out.write(redactor.flush())
+
 The layers, from the bottom (docs/architecture.md): ``pure`` (grammar, documents, templates),
 ``config``, ``aws``, ``resilience``, ``manager`` (this API), ``tools``, and the surfaces ``cli``,
 ``web`` and ``dev``.
@@ -14,6 +17,7 @@ from ._version import __version__
 from .config.roles import TeamRole
 from .config.settings import Settings
 from .errors import (
+    CommandNotRun,
     ConfigError,
     DocumentError,
     FieldError,
@@ -29,8 +33,10 @@ from .errors import (
 )
 from .manager import Manager, connect
 from .pure import documents
+from .pure.redaction import Redactor
 
 __all__ = [
+    "CommandNotRun",
     "ConfigError",
     "DocumentError",
     "FieldError",
@@ -38,6 +44,7 @@ __all__ = [
     "LookupFailed",
     "Manager",
     "PipelineSecretsError",
+    "Redactor",
     "ScopeNameError",
     "Settings",
     "TeamRole",

@@ -120,3 +120,12 @@ class LookupFailed(PipelineSecretsError):
         return LookupFailed(
             self.path, self.kind, self.detail, code=self.code, retryable=self.retryable, attempts=attempts
         )
+
+
+class CommandNotRun(PipelineSecretsError):
+    """``exec`` could not start the command: not found (exit 127, as a shell does) or not
+    executable (126)."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status

@@ -5,6 +5,7 @@ Exit status: 0 success, 1 undefined var or lookup failure, 2 usage or configurat
 - ``options``: the flags and error handling every command shares;
 - ``lookups``: ``lookup``, ``interpolate``, ``health``;
 - ``tools``: the operator tools (``iam-policy``, ``paths``, ``check-access``, ``put``, ``invalidate``, ``check``);
+- ``execute``: ``exec``, a command run with secrets in its environment, its output redacted;
 - ``webnode``: ``web``, the web node.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import click
 
 from .._version import __version__
+from .execute import exec_command
 from .lookups import health, interpolate, lookup
 from .tools import check, check_access_command, iam_policy, invalidate, paths_command, put
 from .webnode import web
@@ -26,6 +28,6 @@ def main() -> None:
     when configured)."""
 
 
-for command in (lookup, interpolate, health, iam_policy, paths_command, check_access_command, put, invalidate, check,
-                web):
+for command in (lookup, interpolate, exec_command, health, iam_policy, paths_command, check_access_command, put,
+                invalidate, check, web):
     main.add_command(command)

@@ -42,7 +42,9 @@ from ..errors import (
 )
 from ..manager import Manager
 from ..pure.documents import check_size, encode_document, load_document, load_json_document
+from ..pure.environment import env_mapping
 from ..pure.limits import DocumentLimits
+from ..tools.environment import resolve_environment
 from .admission import AuthQueue, LoginThrottle, Overloaded, Slots, TeamGates
 from .auth import MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, Authenticator
 from .health import CachedHealth
@@ -205,6 +207,8 @@ class WebNode:
             Route("/api/v1/info/creds", self.info_creds, methods=["GET"]),
             Route(f"{PIPELINE_ROUTE}/interpolate", self.interpolate, methods=["POST"]),
             Route(f"{TEAM_ROUTE}/interpolate", self.interpolate, methods=["POST"]),
+            Route(f"{PIPELINE_ROUTE}/env", self.environment, methods=["POST"]),
+            Route(f"{TEAM_ROUTE}/env", self.environment, methods=["POST"]),
             Route(f"{PIPELINE_ROUTE}/lookup", self.lookup, methods=["GET"]),
             Route(f"{TEAM_ROUTE}/lookup", self.lookup, methods=["GET"]),
             Route(f"{PIPELINE_ROUTE}/cache", self.invalidate, methods=["DELETE"]),
@@ -309,6 +313,36 @@ class WebNode:
             await held.aclose()
             raise
         return HeldResponse(data, JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE, held.aclose)
+
+    @endpoint
+    async def environment(self, request: Request) -> Response:
+        """The resolved environment of a mapping ``NAME -> text with ((vars))`` (YAML, or JSON by
+        content type), as ``{"env": {NAME: value}}``: for runners that start their own processes.
+        The same gates, budgets and errors as ``interpolate``; every var must be defined."""
+        team, pipeline = await self._authorize(request)
+        as_json = _is_json(request.headers.get("content-type"))
+        limits = self.manager.settings.limits
+        held = contextlib.AsyncExitStack()
+        await held.enter_async_context(self._teams_gates.enter(team))
+        try:
+            await held.enter_async_context(self._documents.hold(team))
+            body = await self._read_body(request, limits.max_bytes, self.limits.body_timeout)
+
+            def work() -> bytes:
+                try:
+                    mapping = env_mapping(_load(body, as_json, limits), "the body")
+                    resolved = resolve_environment(self.manager, mapping, team=team, pipeline=pipeline,
+                                                   with_secrets=False)
+                    return encode_document({"env": resolved.values}, limits, as_json=True)
+                finally:
+                    if len(body) >= LARGE_BODY_BYTES:
+                        give_back_free_memory()
+
+            data = await self._aws(work)
+        except BaseException:
+            await held.aclose()
+            raise
+        return HeldResponse(data, JSON_MEDIA_TYPE, held.aclose)
 
     @endpoint
     async def token(self, request: Request) -> Response:
