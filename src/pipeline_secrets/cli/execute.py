@@ -17,7 +17,7 @@ from ..pure.redaction import DEFAULT_MIN_LENGTH, Redactor
 from ..tools.environment import resolve_environment
 from ..tools.reading import read_text
 from ..tools.running import HOLD_SECONDS, command_environment, run_command
-from .options import aws_options, handle_errors, open_manager, scope_options
+from .options import aws_options, handle_errors, open_manager, scope_options, team_roles_option
 
 
 def _env_flags(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -75,6 +75,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
               metavar="DURATION", help="Output that could be the start of a value is held back at most this "
               "long when the command writes nothing more; a value whose halves are written further apart leaks.")
 @aws_options
+@team_roles_option
 @click.pass_context
 @handle_errors
 def exec_command(
