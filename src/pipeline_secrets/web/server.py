@@ -109,19 +109,61 @@ def check_tls(cert: Path, key: Path) -> None:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
-def _count_writes(transport: asyncio.Transport) -> Callable[[], int]:
-    """Count the bytes given to ``transport.write``; returns a function answering how many the
-    client has taken (that count less what is still buffered: asyncio tells neither directly).
-    The instance's own ``write`` is replaced, so nothing else of the transport is slowed down."""
-    written = [0]
-    write = transport.write
+CORK_BYTES = 16 * 1024  # writes smaller than this wait for the end of the loop turn, joined
 
-    def counting_write(data: bytes | bytearray | memoryview) -> None:
-        written[0] += len(data)
-        write(data)
 
-    transport.write = counting_write  # type: ignore[method-assign]
-    return lambda: written[0] - transport.get_write_buffer_size()
+class CorkedWrites:
+    """The bytes a connection's answers give ``transport.write``: counted, and the small writes of
+    one loop turn joined into one (an answer's head and its body were two send() calls; a cached
+    lookup's answer is now one).
+
+    ``sent`` answers how many bytes the client has taken (those handed to the transport less
+    what it still buffers: asyncio tells neither directly). The instance's own ``write`` and
+    ``close`` are replaced (``close`` sends what waits here first), so nothing else of the
+    transport is slowed down; after ``abort`` the bytes waiting here are dropped, as the
+    transport's own buffer is. The protocol flushes at the end of each answer, so what the send
+    watchdog sees buffered in the transport is, as before, what the client has not taken."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._written = 0  # handed to the transport
+        self._write = transport.write
+        self._close = transport.close
+        transport.write = self.write  # type: ignore[method-assign]
+        transport.close = self.close  # type: ignore[method-assign]
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            if len(data) >= CORK_BYTES:
+                self._written += len(data)
+                self._write(data)
+                return
+            self._loop.call_soon(self.flush)
+        self._pending.append(data if type(data) is bytes else bytes(data))
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= CORK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self._transport.is_closing():  # aborted (a cut connection): dropped with the rest
+            return
+        self._written += len(data)
+        self._write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._close()
+
+    def sent(self) -> int:
+        return self._written - self._transport.get_write_buffer_size()
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
@@ -168,9 +210,11 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         _new = False  # counted among the connections not yet answered
 
         _sent: Callable[[], int] = staticmethod(lambda: 0)  # type: ignore[assignment]
+        _flush: Callable[[], None] = staticmethod(lambda: None)  # type: ignore[assignment]
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._sent = _count_writes(transport)
+            writes = CorkedWrites(transport, self.loop)
+            self._sent, self._flush = writes.sent, writes.flush
             super().connection_made(transport)
             peer = transport.get_extra_info("peername")
             key = str(peer[0]) if peer else ""
@@ -229,6 +273,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def on_response_complete(self) -> None:
             self._answered(self._client_key)
+            self._flush()  # the whole answer, head and body, in one write
             self._watch()
             super().on_response_complete()
 
@@ -253,6 +298,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         def _headers_late(self, waiting_for: object) -> None:
             self._header_timer = None
             if self.cycle is waiting_for and not self.transport.is_closing():
+                self._flush()
                 self._watch()
                 self.transport.close()  # no request began in time: nothing to answer
 
