@@ -116,8 +116,11 @@ def status_for(exc: PipelineSecretsError) -> int:
     return 500
 
 
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps builds one per call with options
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, **dumps: Any) -> Response:
-    text = json.dumps(body, ensure_ascii=False, **dumps) + "\n"
+    text = (json.dumps(body, ensure_ascii=False, **dumps) if dumps else _ENCODE_JSON(body)) + "\n"
     return Response(text, status, headers, media_type=JSON_MEDIA_TYPE)
 
 

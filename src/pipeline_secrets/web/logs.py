@@ -110,6 +110,7 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _lines: JsonLines | None = None
+_ENCODE_LINE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # json.dumps builds one per call
 
 
 def configure(stream: IO[str] | None = None) -> None:
@@ -143,4 +144,4 @@ def request_line(level: int, fields: dict[str, Any]) -> None:
     entry: dict[str, Any] = {"time": _utc_time(time.time()), "level": logging.getLevelName(level).lower(),
                              "logger": LOGGER_NAME, "message": "request"}
     entry.update(fields)
-    lines.add(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+    lines.add(_ENCODE_LINE(entry) + "\n")

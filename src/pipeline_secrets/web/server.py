@@ -175,11 +175,31 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     buffer that never drains, keeping the connection's place in the caps).
 
     At a cap, a client holding fewer connections than the busiest one takes its place (one of the
-    busiest client's connections is cut): a few addresses cannot fill the node for everyone."""
+    busiest client's connections is cut): a few addresses cannot fill the node for everyone.
+
+    The header deadline is kept by one sweep over the connections every ``sweep_interval``
+    (a quarter of ``header_timeout``, at most a second) rather than a timer per request (arming
+    and cancelling one per request was a measurable share of a cached lookup): a connection whose
+    request headers have not come ``header_timeout`` after its first bytes (or its opening) is
+    closed at most ``sweep_interval`` late."""
     per_client: dict[str, set[Guarded]] = {}
     new_per_client: dict[str, set[Guarded]] = {}
     new_total = [0]
     everyone: set[Guarded] = set()
+    sweep_interval = min(1.0, limits.header_timeout / 4)
+    sweeping: list[asyncio.TimerHandle] = []  # the next sweep, while there are connections
+
+    def sweep(loop: asyncio.AbstractEventLoop) -> None:
+        sweeping.clear()
+        late = loop.time() - limits.header_timeout
+        for connection in [c for c in everyone if c._waiting_since is not None and c._waiting_since <= late]:
+            connection._headers_late()
+        if everyone:
+            sweeping.append(loop.call_later(sweep_interval, sweep, loop))
+
+    def keep_sweeping(loop: asyncio.AbstractEventLoop) -> None:
+        if not sweeping:
+            sweeping.append(loop.call_later(sweep_interval, sweep, loop))
 
     def add(table: dict[str, set[Guarded]], key: str, connection: Guarded) -> None:
         table.setdefault(key, set()).add(connection)
@@ -202,7 +222,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         return True
 
     class Guarded(H11Protocol):
-        _header_timer: asyncio.TimerHandle | None = None
+        _waiting_since: float | None = None  # loop time the headers of ``_waiting_for``'s successor are awaited from
         _waiting_for: object = None
         _send_timer: asyncio.TimerHandle | None = None
         _sent_mark = 0
@@ -233,6 +253,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             new_total[0] += 1
             self._new = True
             self._arm()
+            keep_sweeping(self.loop)
 
         def _admitted(self, key: str) -> bool:
             if len(everyone) >= limits.max_connections and not make_room(per_client, key):
@@ -265,9 +286,9 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 self._answered(key)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            for timer in (self._header_timer, self._send_timer):
-                if timer is not None:
-                    timer.cancel()
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+            self._waiting_since = None
             self._forget()
             super().connection_lost(exc)
 
@@ -284,20 +305,19 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 discard(new_per_client, key, self)
 
         def data_received(self, data: bytes) -> None:
-            between_requests = self.cycle is None or self.cycle.response_complete
-            if between_requests and (self._header_timer is None or self._waiting_for is not self.cycle):
+            cycle = self.cycle
+            if (cycle is None or cycle.response_complete) and (self._waiting_since is None or self._waiting_for is not cycle):
                 self._arm()  # the first bytes of the next request on a kept-alive connection
             super().data_received(data)
 
         def _arm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
             self._waiting_for = self.cycle
-            self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_late, self.cycle)
+            self._waiting_since = self.loop.time()
 
-        def _headers_late(self, waiting_for: object) -> None:
-            self._header_timer = None
-            if self.cycle is waiting_for and not self.transport.is_closing():
+        def _headers_late(self) -> None:
+            """Called by the sweep once ``header_timeout`` has passed since ``_arm``."""
+            self._waiting_since = None
+            if self.cycle is self._waiting_for and not self.transport.is_closing():
                 self._flush()
                 self._watch()
                 self.transport.close()  # no request began in time: nothing to answer
