@@ -104,7 +104,7 @@ class Manager:
         resolution = self.resolve_document(document, team=team, pipeline=pipeline, refuse_early=True, trace=trace)
         resolution.raise_first()
         out = vars_.interpolate(resolution.body, resolution.secrets, sourced=resolution.sourced,
-                                allow_missing=allow_missing, limits=limits)
+                                allow_missing=allow_missing, limits=limits, refs=resolution.refs)
         return resolution.reassemble(out, drop_var_sources=drop_var_sources)
 
     def interpolate_cached(
@@ -124,7 +124,7 @@ class Manager:
             return False, None
         resolution.raise_first()
         out = vars_.interpolate(resolution.body, resolution.secrets, sourced=resolution.sourced,
-                                allow_missing=allow_missing, limits=limits)
+                                allow_missing=allow_missing, limits=limits, refs=resolution.refs)
         return True, resolution.reassemble(out, drop_var_sources=drop_var_sources)
 
     def resolve_document(

@@ -136,6 +136,7 @@ class Lookups:
             return results
         remembered = self._remembered(readers, list(plans), pipeline, memory_only)
         position = {name: self._remembered_position(remembered.get(name), plan, trace) for name, plan in plans.items()}
+        started_at = dict(position) if memory_only else {}  # memory only: a fresh remembered position is not put again
         reads = _Reads(self.settings.max_secret_reads)
         while plans:
             wanted = {name: candidates[position[name]] for name, candidates in plans.items()}
@@ -148,7 +149,7 @@ class Lookups:
                     results[name] = Resolved(name, error=answer)
                 elif answer is not None:
                     results[name] = Resolved(name, value=answer, path=path)
-                    if position[name] > 0:
+                    if position[name] > 0 and not (memory_only and position[name] == started_at[name]):
                         self._remember_position(readers, name, pipeline, position[name], memory_only)
                 elif position[name] + 1 < len(plans[name]):
                     position[name] += 1

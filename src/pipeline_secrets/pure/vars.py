@@ -189,6 +189,7 @@ def interpolate(
     allow_missing: bool = False,
     limits: DocumentLimits | None = None,
     sourced: Mapping[str, Mapping[str, object]] | None = None,
+    refs: list[VarRef] | None = None,
 ) -> object:
     """A new document with every ``((var))`` replaced, in keys and values at any depth.
 
@@ -201,8 +202,10 @@ def interpolate(
     ``max_expanded_bytes`` of text (every string, and each value put in whole), ``max_nodes``
     values (those of each value put in whole included) nor ``max_seconds``: ``LimitError`` as
     soon as it would, before the output is built (a 64 KB secret placed 100,000 times).
+    ``refs``: ``collect_vars(document)`` when the caller has it already (build-local ones may
+    be left out: they stay as written either way).
     """
-    values = _resolve(collect_vars(document), secrets, allow_missing, sourced)
+    values = _resolve(collect_vars(document) if refs is None else refs, secrets, allow_missing, sourced)
     return _Substitution(values, limits).node(document)
 
 
