@@ -2,7 +2,9 @@
 
 Every answer is JSON (``{"error": "<message>"}`` for errors) except interpolations of YAML
 documents (YAML out) and ``/metrics`` (Prometheus text). Blocking work (AWS calls, bcrypt, parsing
-and dumping documents) runs in worker threads under a limiter, never on the event loop, and is
+and dumping documents) runs in worker threads under a limiter, never on the event loop (what
+this node's memory answers whole, a lookup or a small document within ``ON_LOOP_LIMITS``, is
+answered on the loop: the thread hop cost more than the work), and is
 admitted fairly (``admission``): per team for lookups and documents, per client address for
 password checks. Every input has a budget; see ``WebLimits`` and docs/security.md.
 """
