@@ -70,11 +70,12 @@ class DocumentVars:
 
 def resolve_document(
     cluster: Lookups, factory: SourceFactory, document: Any, *, team: str, pipeline: str | None,
-    limits: DocumentLimits, refuse_early: bool, trace: Trace | None = None,
+    limits: DocumentLimits, refuse_early: bool, trace: Trace | None = None, memory_only: bool = False,
 ) -> DocumentVars:
     """Resolve every var of ``document``. With ``refuse_early`` the first refusal (an undeclared
     source, a refused name, a declaration we cannot use) is raised before any AWS call; without,
-    each var's failure is its own result (``check``), and only declarations fail the call."""
+    each var's failure is its own result (``check``), and only declarations fail the call.
+    ``memory_only``: ``NotInMemory`` as soon as an answer would need AWS or Redis."""
     specs, body = split_var_sources(document)
     refs = [ref for ref in vars_.collect_vars(body) if not ref.local]
     if len(refs) > limits.max_vars:
@@ -98,10 +99,11 @@ def resolve_document(
             if vars_.collect_vars(spec.config):
                 pending.append(spec)
             else:
-                sources[name] = factory.build(spec, spec.config)
+                sources[name] = factory.build(spec, spec.config, memory_only=memory_only)
     _check_names(cluster, sources, wanted, team, pipeline, resolution, refuse_early)
     for spec in pending:
-        sources[spec.name] = factory.build(spec, _resolve_config(cluster, spec, team, pipeline, limits))
+        config = _resolve_config(cluster, spec, team, pipeline, limits, memory_only)
+        sources[spec.name] = factory.build(spec, config, memory_only=memory_only)
     _check_names(cluster, {spec.name: sources[spec.name] for spec in pending}, wanted, team, pipeline,
                  resolution, refuse_early, cluster_too=False)
     for name, names in wanted.items():
@@ -109,7 +111,7 @@ def resolve_document(
         if not left:
             continue
         resolver = cluster if name is None else sources[name]
-        for path, result in resolver.resolve(left, team, pipeline, trace).items():
+        for path, result in resolver.resolve(left, team, pipeline, trace, memory_only=memory_only).items():
             resolution.results[(name, path)] = result
     return resolution
 
@@ -129,14 +131,14 @@ def _check_names(
 
 
 def _resolve_config(cluster: Lookups, spec: VarSourceSpec, team: str, pipeline: str | None,
-                    limits: DocumentLimits) -> Mapping[str, Any]:
+                    limits: DocumentLimits, memory_only: bool = False) -> Mapping[str, Any]:
     """The source's config with its ``((vars))`` read from the cluster-wide manager."""
     refs = vars_.collect_vars(spec.config)
     if any(ref.source is not None for ref in refs):
         raise VarSourceConfigError(
             f"var source '{spec.name}': its config may only use ((vars)) of the cluster-wide credential manager"
         )
-    resolved = cluster.resolve([ref.path for ref in refs], team, pipeline, refuse_early=True)
+    resolved = cluster.resolve([ref.path for ref in refs], team, pipeline, refuse_early=True, memory_only=memory_only)
     for name in sorted(resolved):
         if resolved[name].error is not None:
             raise resolved[name].error  # type: ignore[misc]

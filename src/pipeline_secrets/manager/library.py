@@ -11,11 +11,12 @@ from ..config import Settings
 from ..errors import ConfigError, LookupFailed, UndefinedVarsError, VarSourceError
 from ..metrics import Metrics
 from ..pure import vars as vars_
+from ..pure.limits import DocumentLimits
 from ..resilience.redis_tier import RedisTier
 from ..resilience.shared_tokens import SharedTokens
 from .documents import DocumentVars, resolve_document
 from .identities import Identities, TeamRoleIdentities
-from .lookups import Lookups, PathProbe, Resolved, Trace, parse_var
+from .lookups import Lookups, NotInMemory, PathProbe, Resolved, Trace, parse_var
 from .sources import SourceFactory
 from .stacks import Stores
 
@@ -104,8 +105,28 @@ class Manager:
         resolution = self.resolve_document(document, team=team, pipeline=pipeline, refuse_early=True, trace=trace)
         resolution.raise_first()
         out = vars_.interpolate(resolution.body, resolution.secrets, sourced=resolution.sourced,
-                                allow_missing=allow_missing, limits=limits)
+                                allow_missing=allow_missing, limits=limits, refs=resolution.refs)
         return resolution.reassemble(out, drop_var_sources=drop_var_sources)
+
+    def interpolate_cached(
+        self, document: Any, *, team: str, pipeline: str | None = None, allow_missing: bool = False,
+        drop_var_sources: bool = False, limits: DocumentLimits | None = None,
+    ) -> tuple[bool, Any]:
+        """(True, ``interpolate``'s answer) when this process's memory answers every var of
+        ``document``, else (False, None); as ``lookup_cached``, never blocks, so an event loop may
+        call it. ``limits`` (default: the settings') bound what it builds: the web node passes
+        tighter ones than the settings' so that its loop is never held long. Errors are raised
+        as ``interpolate`` raises them."""
+        limits = limits or self.settings.limits
+        try:
+            resolution = resolve_document(self._cluster, self._sources, document, team=team, pipeline=pipeline or None,
+                                          limits=limits, refuse_early=True, memory_only=True)
+        except NotInMemory:
+            return False, None
+        resolution.raise_first()
+        out = vars_.interpolate(resolution.body, resolution.secrets, sourced=resolution.sourced,
+                                allow_missing=allow_missing, limits=limits, refs=resolution.refs)
+        return True, resolution.reassemble(out, drop_var_sources=drop_var_sources)
 
     def resolve_document(
         self, document: Any, *, team: str, pipeline: str | None = None, refuse_early: bool = False,

@@ -61,6 +61,11 @@ def parse_var(raw: str) -> vars_.VarRef:
 
 
 
+class NotInMemory(Exception):
+    """Raised by a ``memory_only`` resolution that would have to ask AWS or Redis: the caller
+    takes the full path (in a worker thread) instead."""
+
+
 class _Reads:
     """What one call may still ask AWS for: ``--max-secret-reads`` secret paths over all rounds."""
 
@@ -109,10 +114,11 @@ class Lookups:
 
     def resolve(
         self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None = None,
-        *, refuse_early: bool = False,
+        *, refuse_early: bool = False, memory_only: bool = False,
     ) -> dict[str, Resolved]:
         """A ``Resolved`` for each name. With ``refuse_early``, when any name is refused only
-        the refusals are returned, and nothing is read."""
+        the refusals are returned, and nothing is read. With ``memory_only``, ``NotInMemory``
+        as soon as this node's memory cannot answer (never blocks: an event loop may call it)."""
         started = time.perf_counter()
         check_scope(team, pipeline)
         readers = self._stacks.for_team(team)
@@ -128,12 +134,13 @@ class Lookups:
                 results[name] = Resolved(name, error=exc)
         if refuse_early and results:
             return results
-        remembered = self._remembered(readers, list(plans), pipeline)
+        remembered = self._remembered(readers, list(plans), pipeline, memory_only)
         position = {name: self._remembered_position(remembered.get(name), plan, trace) for name, plan in plans.items()}
+        started_at = dict(position) if memory_only else {}  # memory only: a fresh remembered position is not put again
         reads = _Reads(self.settings.max_secret_reads)
         while plans:
             wanted = {name: candidates[position[name]] for name, candidates in plans.items()}
-            answers = self._read(readers, [path for _, path in wanted.values()], reads)
+            answers = self._read(readers, [path for _, path in wanted.values()], reads, memory_only)
             for name, (level, path) in wanted.items():
                 answer = answers[path]
                 if trace:
@@ -142,8 +149,8 @@ class Lookups:
                     results[name] = Resolved(name, error=answer)
                 elif answer is not None:
                     results[name] = Resolved(name, value=answer, path=path)
-                    if position[name] > 0:
-                        self._remember_position(readers, name, pipeline, position[name])
+                    if position[name] > 0 and not (memory_only and position[name] == started_at[name]):
+                        self._remember_position(readers, name, pipeline, position[name], memory_only)
                 elif position[name] + 1 < len(plans[name]):
                     position[name] += 1
                     continue
@@ -185,7 +192,7 @@ class Lookups:
                 return entry.value
         return None
 
-    def _read(self, readers: TeamReaders, paths: list[str], reads: _Reads) -> dict[str, Any]:
+    def _read(self, readers: TeamReaders, paths: list[str], reads: _Reads, memory_only: bool) -> dict[str, Any]:
         """Fresh cache entries straight away; everything else down the reader stack at once."""
         answers: dict[str, Any] = {}
         if readers.cache is not None:
@@ -194,6 +201,8 @@ class Lookups:
                 if entry is not None:
                     answers[path] = entry.value if entry.found else None
         misses = [path for path in paths if path not in answers]
+        if misses and memory_only:
+            raise NotInMemory
         if misses:
             reads.spend(len(misses))
             answers.update(readers.reader.get_many(misses))
@@ -204,12 +213,15 @@ class Lookups:
     # runs out. Where a name was found is remembered as long as the value itself is cached
     # (not at all when either cache duration is 0: that operator wants new secrets seen at once).
 
-    def _remembered(self, readers: TeamReaders, names: list[str], pipeline: str | None) -> dict[str, Entry]:
-        """The remembered positions of ``names``, asked at once (one round trip with Redis)."""
-        if readers.positions is None or not names:
+    def _remembered(self, readers: TeamReaders, names: list[str], pipeline: str | None,
+                    memory_only: bool = False) -> dict[str, Entry]:
+        """The remembered positions of ``names``, asked at once (one round trip with Redis; with
+        ``memory_only``, this node's memory of them only)."""
+        positions = readers.positions_here if memory_only else readers.positions
+        if positions is None or not names:
             return {}
         keys = {position_key(name, pipeline): name for name in names}
-        return {keys[key]: entry for key, entry in readers.positions.get_many(list(keys)).items()}
+        return {keys[key]: entry for key, entry in positions.get_many(list(keys)).items()}
 
     @staticmethod
     def _remembered_position(entry: Entry | None, candidates: list[tuple[str, str]], trace: Trace | None) -> int:
@@ -221,10 +233,12 @@ class Lookups:
                 trace(level, path, "not found (remembered from an earlier lookup)")
         return int(entry.value)
 
-    def _remember_position(self, readers: TeamReaders, name: str, pipeline: str | None, position: int) -> None:
-        if readers.positions is not None:
+    def _remember_position(self, readers: TeamReaders, name: str, pipeline: str | None, position: int,
+                           memory_only: bool = False) -> None:
+        positions = readers.positions_here if memory_only else readers.positions  # memory only: no Redis write
+        if positions is not None:
             until = time.time() + self.settings.cache_duration
-            readers.positions.put(position_key(name, pipeline), Entry(True, position, until, until))
+            positions.put(position_key(name, pipeline), Entry(True, position, until, until))
 
 
 

@@ -33,7 +33,7 @@ from ..pure.templates import LookupRules, SecretTemplate
 from ..pure.var_sources import VarSourceSpec
 from ..resilience import RetryingReader
 from .identities import Identities, NodeIdentity, TeamRoleIdentities
-from .lookups import Lookups, Resolved, Trace
+from .lookups import Lookups, NotInMemory, Resolved, Trace
 from .stacks import ReaderStacks, Stores
 
 # Concourse's defaults for a secretsmanager var source's templates.
@@ -53,7 +53,7 @@ class Source(Protocol):
 
     def resolve(
         self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None = None,
-        *, refuse_early: bool = False,
+        *, refuse_early: bool = False, memory_only: bool = False,
     ) -> dict[str, Resolved]: ...
 
 
@@ -72,7 +72,7 @@ class DummySource:
 
     def resolve(
         self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None = None,
-        *, refuse_early: bool = False,
+        *, refuse_early: bool = False, memory_only: bool = False,
     ) -> dict[str, Resolved]:
         out = {}
         names = list(dict.fromkeys(names))
@@ -100,7 +100,7 @@ class SecretsManagerSource:
 
     def resolve(
         self, names: Iterable[str], team: str, pipeline: str | None, trace: Trace | None = None,
-        *, refuse_early: bool = False,
+        *, refuse_early: bool = False, memory_only: bool = False,
     ) -> dict[str, Resolved]:
         def named(level: str, path: str, outcome: str) -> None:
             assert trace is not None
@@ -108,7 +108,8 @@ class SecretsManagerSource:
 
         names = list(dict.fromkeys(names))
         self._metrics.var_source_lookup(self.name, self.kind, len(names))
-        return self._lookups.resolve(names, team, pipeline, named if trace else None, refuse_early=refuse_early)
+        return self._lookups.resolve(names, team, pipeline, named if trace else None, refuse_early=refuse_early,
+                                     memory_only=memory_only)
 
 
 class SourceFactory:
@@ -129,14 +130,15 @@ class SourceFactory:
         self._kept: OrderedDict[tuple[str, str, str], tuple[Lookups, SecretsManagerBackend | TeamRoleIdentities | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def build(self, spec: VarSourceSpec, config: Mapping[str, Any]) -> Source:
-        """The source of ``spec``, whose config's ``((vars))`` the caller has resolved (``config``)."""
+    def build(self, spec: VarSourceSpec, config: Mapping[str, Any], *, memory_only: bool = False) -> Source:
+        """The source of ``spec``, whose config's ``((vars))`` the caller has resolved (``config``).
+        ``memory_only``: ``NotInMemory`` rather than build a new AWS client."""
         if spec.type == "dummy":
             values = config.get("vars", {})
             if not isinstance(values, Mapping):
                 raise VarSourceConfigError(f"var source '{spec.name}': config.vars must be a mapping")
             return DummySource(spec.name, values, self._metrics)
-        return SecretsManagerSource(spec.name, self._secretsmanager(spec.name, config), self._metrics)
+        return SecretsManagerSource(spec.name, self._secretsmanager(spec.name, config, memory_only), self._metrics)
 
     def close(self) -> None:
         with self._lock:
@@ -145,7 +147,7 @@ class SourceFactory:
                     backend.close()
             self._kept.clear()
 
-    def _secretsmanager(self, name: str, config: Mapping[str, Any]) -> Lookups:
+    def _secretsmanager(self, name: str, config: Mapping[str, Any], memory_only: bool = False) -> Lookups:
         settings = self._settings(name, config)
         # Its own credentials are the config's, not those it ends up with (the node's, without).
         own_credentials = bool(config.get("access_key"))
@@ -156,6 +158,8 @@ class SourceFactory:
             if kept is not None:
                 self._kept.move_to_end(key)
                 return kept[0]
+        if memory_only:
+            raise NotInMemory
         backend: SecretsManagerBackend | TeamRoleIdentities | None = None
         identities: Identities
         per_team = self._cluster.roles.enabled and not own_credentials

@@ -2,7 +2,9 @@
 
 Every answer is JSON (``{"error": "<message>"}`` for errors) except interpolations of YAML
 documents (YAML out) and ``/metrics`` (Prometheus text). Blocking work (AWS calls, bcrypt, parsing
-and dumping documents) runs in worker threads under a limiter, never on the event loop, and is
+and dumping documents) runs in worker threads under a limiter, never on the event loop (what
+this node's memory answers whole, a lookup or a small document within ``ON_LOOP_LIMITS``, is
+answered on the loop: the thread hop cost more than the work), and is
 admitted fairly (``admission``): per team for lookups and documents, per client address for
 password checks. Every input has a budget; see ``WebLimits`` and docs/security.md.
 """
@@ -58,7 +60,13 @@ AUTH_THREADS = 4  # bcrypt is CPU: a flood of wrong passwords must not take ever
 MAX_TOKEN_BODY_BYTES = 16 * 1024  # a password grant is ~200 bytes
 TOKEN_BODY_TIMEOUT = 5.0  # ... and comes at once: nobody authenticated waits on a slow one
 CHUNK_BYTES = 64 * 1024
-LARGE_BODY_BYTES = 1024 * 1024  # after a document this large, free heap pages go back to the system  # an answer is sent in pieces this large, each when the client has read
+LARGE_BODY_BYTES = 1024 * 1024  # after a document this large, free heap pages go back to the system
+# A document this small whose every var this node's memory answers is answered on the event loop
+# (no thread hop: for small documents the hop cost more than the work), within these budgets, far
+# under the flags' defaults, so that no document holds the loop for more than a few milliseconds;
+# past any of them, or when memory does not answer, the document goes to a worker thread whole.
+ON_LOOP_MAX_BYTES = 32 * 1024
+ON_LOOP_LIMITS = DocumentLimits(max_bytes=ON_LOOP_MAX_BYTES, max_expanded_bytes=256 * 1024, max_nodes=4096)
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,11 @@ def status_for(exc: PipelineSecretsError) -> int:
     return 500
 
 
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps builds one per call with options
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, **dumps: Any) -> Response:
-    text = json.dumps(body, ensure_ascii=False, **dumps) + "\n"
+    text = (json.dumps(body, ensure_ascii=False, **dumps) if dumps else _ENCODE_JSON(body)) + "\n"
     return Response(text, status, headers, media_type=JSON_MEDIA_TYPE)
 
 
@@ -290,8 +301,9 @@ class WebNode:
         allow_missing = _flag(request, "allow_missing")
         drop_var_sources = _flag(request, "drop_var_sources")
         limits = self.manager.settings.limits
-        # The team's gate and a document slot are held until the answer is sent: a client that
-        # does not read its answer holds its own team's slot (until --send-timeout), not memory.
+        # The team's gate and a document slot are held until the answer is sent (from memory on
+        # the loop too): a client that does not read its answer holds its own team's slot (until
+        # --send-timeout), not memory.
         held = contextlib.AsyncExitStack()
         await held.enter_async_context(self._teams_gates.enter(team))
         try:
@@ -308,7 +320,11 @@ class WebNode:
                     if len(body) >= LARGE_BODY_BYTES:
                         give_back_free_memory()  # its pieces came from the heap: do not keep them
 
-            data = await self._aws(work)
+            data = None
+            if len(body) <= ON_LOOP_MAX_BYTES:
+                data = self._interpolate_from_memory(body, as_json, team, pipeline, allow_missing, drop_var_sources)
+            if data is None:
+                data = await self._aws(work)
         except BaseException:
             await held.aclose()
             raise
@@ -366,6 +382,27 @@ class WebNode:
         return Response(self.metrics.render(), headers={"Content-Type": self.metrics.content_type})
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _interpolate_from_memory(self, body: bytes, as_json: bool, team: str, pipeline: str | None,
+                                 allow_missing: bool, drop_var_sources: bool) -> bytes | None:
+        """The answer to a small document whose vars this node's memory answers, built on the
+        loop within ``ON_LOOP_LIMITS`` and the settings' own (the tighter of each); None when a
+        worker thread must do it (a var not in memory, a budget of the loop's passed: the thread
+        starts again within the settings' budgets, and says which one a document is over)."""
+        limits = self.manager.settings.limits
+        tight = DocumentLimits(
+            max_bytes=min(limits.max_bytes, ON_LOOP_LIMITS.max_bytes),
+            max_expanded_bytes=min(limits.max_expanded_bytes, ON_LOOP_LIMITS.max_expanded_bytes),
+            max_nodes=min(limits.max_nodes, ON_LOOP_LIMITS.max_nodes),
+            max_depth=limits.max_depth, max_vars=limits.max_vars, max_seconds=limits.max_seconds)
+        try:
+            document = _load(body, as_json, tight)
+            cached, result = self.manager.interpolate_cached(
+                document, team=team, pipeline=pipeline, allow_missing=allow_missing,
+                drop_var_sources=drop_var_sources, limits=tight)
+            return encode_document(result, tight, as_json=as_json) if cached else None
+        except LimitError:
+            return None
 
     async def _authenticate(self, request: Request) -> str:
         """The user of a valid Basic or bearer credential; 401 otherwise (the same answer for every

@@ -122,9 +122,11 @@ class Authenticator:
         return user in self._users
 
     def credential_key(self, user: str, password: str) -> bytes:
-        """The key under which a verified user:password pair is remembered (an HMAC, not the password)."""
+        """The key under which a verified user:password pair is remembered (a keyed hash under this
+        process's random key, not the password). Keyed BLAKE2b is a MAC by design (RFC 7693) and
+        is computed in one call without OpenSSL: a fraction of HMAC-SHA256's cost per request."""
         data = user.encode("utf-8", "surrogatepass") + b"\0" + password.encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, data, hashlib.sha256).digest()
+        return hashlib.blake2b(data, key=self._key, digest_size=32).digest()
 
     def remembered(self, key: bytes) -> bool:
         """True when this pair was verified less than ``VERIFIED_TTL`` seconds ago. Never blocks."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 128 * 1024
+# Above asyncio's read buffer (each recv() asks for 256 KiB, then shrinks it to what came): under
+# it, every read of every request cost an mmap, an mremap and a munmap (a third of a cached
+# lookup's system calls, and fresh pages to fault in each time).
+MMAP_THRESHOLD_BYTES = 512 * 1024
 _libc: Any = None  # the C library once loaded; False when it cannot be
 
 
@@ -36,7 +39,7 @@ def give_back_free_memory() -> None:
 
 
 def keep_large_blocks_returnable() -> bool:
-    """Fix glibc's mmap threshold at 128 KiB, so that every large block (a 10 MiB body, its text,
+    """Fix glibc's mmap threshold at 512 KiB, so that every large block (a 10 MiB body, its text,
     a refused document's scalar) is mapped on its own and given back to the system when freed.
     By default glibc raises the threshold after the first large free, after which such blocks
     come from the heap and stay in the process: refused 10 MiB documents grew a node to 1.3 GB

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..metrics import LATENCY_BUCKETS
-from .logs import log
+from .logs import request_line
 
 UNMATCHED = "unmatched"
 SCOPE_KEY = "pipeline_secrets"  # per-request facts the handlers leave for the log line
@@ -135,7 +135,7 @@ class ObserveRequests:
             self.metrics.observe(method, route, status, elapsed)
             fields = {"method": method, "route": route, "status": status,
                       "duration_ms": round(elapsed * 1000, 3), "user": facts.pop("user", None), **facts}
-            log.log(logging.WARNING if 500 <= status < 600 else logging.INFO, "request", extra={"fields": fields})
+            request_line(logging.WARNING if 500 <= status < 600 else logging.INFO, fields)
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
