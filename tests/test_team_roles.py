@@ -73,7 +73,7 @@ def test_each_team_reads_only_with_its_own_roles_key(connect, roles, seeded):
         assert all(path.startswith(f"/concourse/{team}/") for path in record.secret_ids)
     assert not any(r.access_key_id == ACCESS_KEY for r in secret_calls(roles))
     sessions = roles.sessions
-    assert [s.session_name for s in sessions] == ["pipeline-secrets@alpha", "pipeline-secrets@beta"]
+    assert [s.session_name.split(".")[0] for s in sessions] == ["pipeline-secrets@alpha", "pipeline-secrets@beta"]
     assert all(s.caller_key == ACCESS_KEY and s.role_arn == role_arn(s.tags["Team"]) for s in sessions)
     assert len(roles.calls("AssumeRole")) == 2  # one session per team, reused
 
@@ -231,7 +231,22 @@ def test_iam_policy_role_prints_the_teams_policies(roles):
     assert trust["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:role/node"}
     assert trust["Condition"]["StringEquals"]["aws:RequestTag/Team"] == "alpha"
     assert "${aws:PrincipalTag/Team}" in json.dumps(policies["abac_permission_policy"])
-    assert policies["node_policy"]["Statement"][0]["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/ci-*"
+    assert policies["node_policy"]["Statement"][0]["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/ci-*"]
+    assert "DescribeSecret" not in json.dumps(policies)  # nothing calls it
+
+
+def test_iam_policy_role_names_the_teams_own_roles_for_the_node(roles, tmp_path):
+    teams = tmp_path / "teams.yml"
+    teams.write_text("teams:\n  alpha:\n    local_users: [a]\n    role_arn: arn:aws:iam::210987654321:role/alpha-ci\n"
+                     "    external_id: alpha-ext-4\n")
+    cli = Cli(roles)
+    result = cli("iam-policy", "--team", "alpha", "--role", "--team-roles-file", str(teams), flags=[])
+    assert result.exit_code == 0, result.stderr
+    policies = json.loads(result.stdout)
+    assert policies["node_policy"]["Statement"][0]["Resource"] == ["arn:aws:iam::210987654321:role/alpha-ci"]
+    assert policies["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == "alpha-ext-4"
+    bare = cli("iam-policy", "--team", "alpha", "--role", flags=[])
+    assert "node_policy" not in json.loads(bare.stdout) and "no node_policy" in bare.stderr  # never every role
 
 
 def test_web_node_signs_as_each_teams_role_and_shows_it(roles, seeded, tmp_path):
@@ -322,7 +337,80 @@ def test_no_threads_pile_up_per_team(connect, roles, seeded):
 def test_session_names_fit_iam_and_never_collide():
     from pipeline_secrets.config.roles import session_name
 
-    names = {team: session_name(team) for team in ("alpha", "a" * 80, "a" * 81, "tëam", "t-am", "t,am")}
-    assert names["alpha"] == "pipeline-secrets@alpha"
+    teams = ("alpha", "a" * 80, "a" * 81, "tëam", "t-am", "t,am", "x" * 60)
+    names = {team: session_name(team) for team in teams}
+    names["t-am.x"] = session_name(names["tëam"].removeprefix("pipeline-secrets@"))  # a team named like a sanitised one
+    assert names["alpha"].startswith("pipeline-secrets@alpha.")
     assert all(2 <= len(name) <= 64 and name.isascii() for name in names.values())
     assert len(set(names.values())) == len(names)  # sanitised and cut names keep a digest of the real one
+
+
+def test_a_team_whose_role_is_denied_does_not_call_sts_per_lookup(connect, roles, seeded):
+    manager = connect(team_role_template=TEMPLATE, cache_enabled=False)
+    for _ in range(50):
+        with pytest.raises(LookupFailed):
+            manager.lookup("db", team="ghost")
+    assert len(roles.calls("AssumeRole")) == 1  # remembered for a while, not asked again per lookup
+
+
+def test_a_failing_renewal_keeps_a_good_session_without_asking_sts_per_lookup(connect, roles, seeded):
+    """STS throttled while the session is due for renewal but still good: lookups go on with it,
+    and STS is asked again only after a cooldown, not on every read of the credentials."""
+    roles.sts_lifetime(16.0)  # renewal due in the last quarter (from 12 s), still good until the last eighth
+    manager = connect(team_role_template=TEMPLATE, cache_enabled=False)
+    started = time.monotonic()
+    assert manager.lookup("db", team="alpha") == "alpha-db-Zq1"
+    time.sleep(max(0.0, 12.5 - (time.monotonic() - started)))
+    roles.throttle(operations="AssumeRole")
+    calls_before = len(roles.calls("AssumeRole"))
+    for _ in range(40):
+        assert manager.lookup("db", team="alpha") == "alpha-db-Zq1"
+    assert len(roles.calls("AssumeRole")) - calls_before <= 2  # once, then once per cooldown at most
+    assert not [r for r in roles.log if r.fault == "expired"]
+
+
+def test_an_answer_without_credentials_is_a_typed_failure(connect, roles, seeded):
+    roles.garble_assume_role()
+    manager = connect(team_role_template=TEMPLATE, retry_attempts=1)
+    with pytest.raises(LookupFailed) as failure:
+        manager.lookup("db", team="alpha")
+    assert failure.value.kind == "network" and "without credentials" in str(failure.value)
+
+
+def test_var_sources_with_new_templates_reuse_the_teams_sessions(connect, roles, west_seeded):
+    """A team member cannot make the node build clients, pools and sessions per document: sources
+    without credentials of their own, in another region, share the teams' role sessions."""
+    manager = connect(team_role_template=TEMPLATE)
+    before = threading.active_count()
+    for i in range(40):
+        document = {"var_sources": [{"name": "w", "type": "secretsmanager", "config": {
+            "region": "eu-west-1", "team_secret_template": "/concourse/{{.Team}}/{{.Secret}}",
+            "pipeline_secret_template": f"/concourse/{{{{.Team}}}}/{{{{.Pipeline}}}}/n{i}-{{{{.Secret}}}}"}}],
+            "v": "((w:db))"}
+        assert manager.interpolate(document, team="alpha", pipeline="p")["v"] == "alpha-west-Ew1"
+    assert len(roles.calls("AssumeRole")) <= 2  # one session per team and region
+    assert threading.active_count() <= before + 40
+
+
+@pytest.fixture
+def west_seeded(moto_server):
+    import boto3
+
+    west = boto3.client("secretsmanager", endpoint_url=moto_server.url, region_name="eu-west-1",
+                        aws_access_key_id="seeder", aws_secret_access_key="seeder")
+    west.create_secret(Name="/concourse/alpha/db", SecretString="alpha-west-Ew1")
+    yield west
+
+
+def test_invalidation_reaches_the_clusters_entries_after_many_var_sources(connect, proxy, seed, aws):
+    seed("/concourse/main/db", "old-Ii1")
+    seed("/concourse/main/other", "x")
+    manager = connect()
+    assert manager.lookup("db", team="main") == "old-Ii1"
+    for i in range(260):  # each template set is one more namespace the stores remember
+        manager.interpolate({"var_sources": [{"name": "s", "type": "secretsmanager", "config": {
+            "region": "us-east-1", "pipeline_secret_template": f"/concourse/{{{{.Team}}}}/{{{{.Pipeline}}}}/n{i}-{{{{.Secret}}}}"}}],
+            "v": "((s:other))"}, team="main", pipeline="p")
+    aws.put_secret_value(SecretId="/concourse/main/db", SecretString="new-Ii2")
+    manager.invalidate("db", team="main")
+    assert manager.lookup("db", team="main") == "new-Ii2"

@@ -467,6 +467,7 @@ class FaultProxy:
             self._sessions: list[RoleSession] = []
             self._key_expiry: dict[str, float] = {}
             self._sts_lifetime: float | None = None
+            self._sts_garbled = False
             self._log.clear()
 
     def set_policy(self, policy: dict[str, Any] | None, region: str = "us-east-1",
@@ -498,6 +499,11 @@ class FaultProxy:
         with self._lock:
             self._sts_lifetime = seconds
 
+    def garble_assume_role(self, garbled: bool = True) -> None:
+        """AssumeRole answers 200 without credentials (a broken proxy or endpoint on the way)."""
+        with self._lock:
+            self._sts_garbled = garbled
+
     @property
     def sessions(self) -> list[RoleSession]:
         with self._lock:
@@ -505,6 +511,9 @@ class FaultProxy:
 
     def _granted(self, req: _Request, body: bytes) -> bytes:
         """Record the session moto granted, map its key to the role's policy, shorten its life."""
+        with self._lock:
+            if self._sts_garbled:
+                return b"<AssumeRoleResponse><AssumeRoleResult></AssumeRoleResult></AssumeRoleResponse>"
         text = body.decode("utf-8")
         key = re.search(_XML_FIELD.format("AccessKeyId"), text)
         secret = re.search(_XML_FIELD.format("SecretAccessKey"), text)

@@ -63,14 +63,16 @@ def first_answer(reader: SecretReader, path: str) -> Any | None:
 
 
 class _NoWireBodies(logging.Filter):
-    """botocore logs whole request and response bodies at DEBUG, and those carry secret values:
-    an operator who turns on debug logging must not find their secrets in the log."""
+    """botocore logs whole request and response bodies at DEBUG, and those carry secret values
+    (and the canonical request, which carries a session token): an operator who turns on debug
+    logging must not find their secrets in the log."""
 
     BODY_FORMATS = frozenset({
         "Response body:\n%r",
         "Sending http request: %s",
         "Rewinding stream: %s",
         "Making request for %s with params: %s",
+        "CanonicalRequest:\n%s",  # botocore.auth: it holds the session token of a role's session
     })
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -81,7 +83,7 @@ _NO_WIRE_BODIES = _NoWireBodies()
 
 
 def _keep_bodies_out_of_logs() -> None:
-    for name in ("botocore.parsers", "botocore.endpoint", "botocore.awsrequest"):
+    for name in ("botocore.parsers", "botocore.endpoint", "botocore.awsrequest", "botocore.auth"):
         logger = logging.getLogger(name)
         if _NO_WIRE_BODIES not in logger.filters:
             logger.addFilter(_NO_WIRE_BODIES)

@@ -13,6 +13,10 @@ from botocore.credentials import CredentialProvider, CredentialResolver, Refresh
 from .._version import __version__
 from ..config import Settings
 
+# botocore's parsed service models (JSON files), shared by every session we make: each session
+# would otherwise read and parse them again (several MB per client).
+_LOADER = botocore.session.Session().get_component("data_loader")
+
 
 def client_config(settings: Settings) -> Config:
     """botocore's own retries are off (one attempt in all): ``RetryingReader`` is the only retry
@@ -28,11 +32,14 @@ def client_config(settings: Settings) -> Config:
 
 def node_session(settings: Settings) -> boto3.session.Session:
     """The node's own identity: the configured keys, or the SDK's default chain."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
     return boto3.session.Session(
         aws_access_key_id=settings.access_key,
         aws_secret_access_key=settings.secret_key,
         aws_session_token=settings.session_token,
         region_name=settings.region,
+        botocore_session=core,
     )
 
 
@@ -48,12 +55,8 @@ class _Given(CredentialProvider):
         return self._credentials
 
 
-_LOADER = botocore.session.Session().get_component("data_loader")  # parsed service models, shared
-
-
 def session_with(credentials: RefreshableCredentials, region: str) -> boto3.session.Session:
-    """A session whose clients sign with ``credentials`` (and pick up their renewals). Sessions
-    share one loader of botocore's service models: each team's client would parse them again."""
+    """A session whose clients sign with ``credentials`` (and pick up their renewals)."""
     core = botocore.session.Session()
     core.register_component("data_loader", _LOADER)
     core.register_component("credential_provider", CredentialResolver([_Given(credentials)]))
@@ -61,5 +64,8 @@ def session_with(credentials: RefreshableCredentials, region: str) -> boto3.sess
 
 
 def make_sts_client(settings: Settings) -> Any:
-    """STS, as the node: only to assume the teams' roles."""
-    return node_session(settings).client("sts", endpoint_url=settings.endpoint_url, config=client_config(settings))
+    """STS, as the node: only to assume the teams' roles. Shorter timeouts than Secrets Manager's:
+    the lookup that renews a session waits for this call."""
+    config = client_config(settings).merge(Config(connect_timeout=min(2.0, settings.lookup_timeout / 4),
+                                                  read_timeout=min(5.0, settings.lookup_timeout / 3)))
+    return node_session(settings).client("sts", endpoint_url=settings.endpoint_url, config=config)

@@ -19,6 +19,7 @@ from ..tools.bulk import check_files, pipeline_files
 from ..tools.bulk_output import print_table, progress as bulk_progress, to_json as bulk_json
 from ..tools.policy import build_policy, role_policies
 from ..tools.writing import check_value, read_value, secret_name, store as store_secret
+from ..web.teams import load_teams_file
 from .options import (
     aws_options,
     handle_errors,
@@ -40,6 +41,7 @@ from .options import (
 @click.option("--node-principal", default=None, metavar="ARN",
               help="With --role: the principal the node runs as, trusted to assume the team's role.")
 @click.option("--external-id", default=None, help="With --role: the external id the trust policy asks for.")
+@team_roles_option
 @click.option(ROLE_TEMPLATE_FLAG, "role_template", default=None, metavar="TEMPLATE",
               envvar="PIPELINE_SECRETS_TEAM_ROLE_TEMPLATE",
               help="With --role: the role template, for the node's AssumeRole permission "
@@ -48,7 +50,7 @@ from .options import (
 @handle_errors
 def iam_policy(
     team: str | None, pipeline: str | None, batch: bool, role: bool, node_principal: str | None,
-    external_id: str | None, role_template: str | None, **options: Any,
+    external_id: str | None, role_template: str | None, team_roles_file: Path | None, **options: Any,
 ) -> None:
     """Print the IAM policy (JSON) that lookups with the configured templates need.
 
@@ -71,8 +73,12 @@ def iam_policy(
                 RoleTemplate.parse(role_template)
             except ValueError as exc:
                 raise ConfigError(f"{ROLE_TEMPLATE_FLAG}: {exc}") from None
+        own_roles = load_teams_file(team_roles_file).roles if team_roles_file is not None else {}
+        own = own_roles.get(team)
         policies = role_policies(template_rules(options), team=team, role_template=role_template,
-                                 node_principal=node_principal, external_id=external_id, batch=batch)
+                                 node_principal=node_principal, batch=batch,
+                                 external_id=external_id or (own.external_id if own else None),
+                                 own_roles=tuple(role.arn for role in own_roles.values()))
         for note in policies.pop("notes"):
             click.echo(f"note: {note}", err=True)
         click.echo(json.dumps(policies, indent=2))

@@ -98,14 +98,10 @@ class TeamRoles:
 def session_name(team: str) -> str:
     """``RoleSessionName`` for ``team``: CloudTrail shows it as the reader of every secret.
 
-    IAM allows 2 to 64 characters of [\\w+=,.@-]; a team name outside that is sanitised and given
-    a digest of the real name, so two teams never share a session name."""
-    clean = _SESSION_CHARS.sub("-", team)
-    name = f"pipeline-secrets@{clean}"
-    if clean != team or len(name) > 64:
-        digest = hashlib.sha256(team.encode()).hexdigest()[:8]
-        name = f"{name[:55]}.{digest}"
-    return name
+    IAM allows 2 to 64 characters of [\\w+=,.@-]: the name is the team's, sanitised and cut to
+    fit, then a digest of the real name, so two teams never share a session name."""
+    digest = hashlib.sha256(team.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"pipeline-secrets@{_SESSION_CHARS.sub('-', team)[:38]}.{digest}"
 
 
 def session_tags(team: str) -> list[dict[str, str]]:

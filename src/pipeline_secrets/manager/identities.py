@@ -12,22 +12,58 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..aws import SecretReader, SecretsManagerBackend, make_client
+from ..aws import SecretReader, SecretsManagerBackend, identity_of, make_client
 from ..aws.backend import CallBudget
+from ..aws.credentials import make_sts_client
 from ..aws.roles import AssumedRole, RoleReader
 from ..config import Settings
-from ..config.roles import TeamRole, session_tags
+from ..config.roles import TeamRole, TeamRoles, session_tags
 from ..errors import LookupFailed
 from ..metrics import Metrics
 from ..resilience import RetryingReader
+
+
+@dataclass(frozen=True)
+class RoleNaming:
+    """The name of whom a team reads as when it reads as its role: worked out from settings
+    alone (no client, no session), so that invalidation can name any team's role entries."""
+
+    region: str
+    endpoint: str
+    roles: TeamRoles
+
+    def identity(self, team: str) -> str:
+        try:
+            role = self.roles.role_of(team)
+        except ValueError:
+            role = None
+        return f"refused|{team}" if role is None else f"{self.region}|{self.endpoint}|{role.identity}"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Whose cache entries are whose: the prefixes of a team's answer and position names, for one
+    identity (``fixed``) or each team's role (``roles``), under some templates. Small and
+    hashable: the stores keep these (not the readers) to reach every identity's entries."""
+
+    templates: str
+    fixed: str | None = None
+    roles: RoleNaming | None = None
+
+    def prefixes(self, team: str) -> tuple[str, str]:
+        identity = self.fixed if self.fixed is not None else self.roles.identity(team) if self.roles else ""
+        return f"{identity}\0", f"{identity}\0{self.templates}"
 
 
 class Identities(Protocol):
     """A team's reader and the name of whom it reads as (the cache's key)."""
 
     def identity(self, team: str) -> str: ...
+
+    def namespace(self, templates: str) -> Namespace: ...
 
     def reader(self, team: str) -> SecretReader: ...
 
@@ -44,6 +80,9 @@ class NodeIdentity:
 
     def identity(self, team: str) -> str:
         return self._name
+
+    def namespace(self, templates: str) -> Namespace:
+        return Namespace(templates, fixed=self._name)
 
     def reader(self, team: str) -> SecretReader:
         return self._reader
@@ -72,16 +111,20 @@ class TeamRoleIdentities:
     pool of threads and the node's rate budget (the account's quota is one)."""
 
     MAX_TEAMS = 256
+    MAX_REGIONS = 16  # other regions or endpoints (var sources) read from
 
     def __init__(self, settings: Settings, sts: Any, metrics: Metrics, budget: CallBudget | None = None,
-                 workers: int = 32) -> None:
+                 workers: int = 32, pool: ThreadPoolExecutor | None = None) -> None:
         self._settings = settings
+        self._naming = RoleNaming(settings.region, settings.endpoint_url or "", settings.roles)
         self._sts = sts
         self._metrics = metrics
         self._budget = budget
         self._workers = workers
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws-roles")
+        self._owns_pool = pool is None
+        self._pool = pool or ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws-roles")
         self._teams: OrderedDict[str, tuple[str, SecretReader, RoleReader | None]] = OrderedDict()
+        self._siblings: OrderedDict[str, TeamRoleIdentities] = OrderedDict()
         self._lock = threading.Lock()
 
     def role_of(self, team: str) -> TeamRole:
@@ -93,18 +136,34 @@ class TeamRoleIdentities:
         return role
 
     def identity(self, team: str) -> str:
-        try:
-            role = self.role_of(team)
-        except ValueError:
-            return f"refused|{team}"
-        return f"{self._settings.region}|{self._settings.endpoint_url or ''}|{role.identity}"
+        return self._naming.identity(team)
+
+    def namespace(self, templates: str) -> Namespace:
+        return Namespace(templates, roles=self._naming)
+
+    def for_region(self, settings: Settings) -> TeamRoleIdentities:
+        """The teams' roles read from another region or endpoint (a var source's): one per
+        region, endpoint and node credentials, sharing this one's pool and rate budget."""
+        key = identity_of(settings)
+        with self._lock:
+            sibling = self._siblings.get(key)
+            if sibling is None:
+                sibling = self._siblings[key] = TeamRoleIdentities(
+                    settings, make_sts_client(settings), self._metrics, self._budget, pool=self._pool)
+                while len(self._siblings) > self.MAX_REGIONS:
+                    self._siblings.popitem(last=False)  # maybe in use: let it go
+            else:
+                self._siblings.move_to_end(key)
+            return sibling
 
     def reader(self, team: str) -> SecretReader:
         return self._entry(team)[1]
 
     def calls_for(self, team: str, paths: int) -> int:
-        role_reader = self._entry(team)[2]
-        return role_reader.calls_for(paths) if role_reader is not None else 0
+        with self._lock:  # never makes a session: the rate budget's count only
+            entry = self._teams.get(team)
+        role_reader = entry[2] if entry is not None else None
+        return role_reader.calls_for(paths) if role_reader is not None else -(-paths // 20)
 
     def session(self, team: str) -> AssumedRole | None:
         """The team's role session (for probes), None when it has no role."""
@@ -113,11 +172,16 @@ class TeamRoleIdentities:
 
     def close(self) -> None:
         with self._lock:
+            siblings = list(self._siblings.values())
+            self._siblings.clear()
             for _, _, role_reader in self._teams.values():
                 if role_reader is not None:
                     role_reader.close()
             self._teams.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for sibling in siblings:
+            sibling.close()
+        if self._owns_pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _entry(self, team: str) -> tuple[str, SecretReader, RoleReader | None]:
         with self._lock:
@@ -139,7 +203,7 @@ class TeamRoleIdentities:
             session_tags(team)  # a team IAM cannot tag is refused here, not in the middle of a read
         except ValueError as exc:
             return self.identity(team), _Refused(str(exc)), None
-        session = AssumedRole(self._sts, role, team, settings.team_role_duration, self._metrics)
+        session = AssumedRole(self._sts, role, team, settings.team_role_duration, self._metrics, self._budget)
 
         def backend(credentials: Any) -> SecretsManagerBackend:
             return SecretsManagerBackend(make_client(settings, credentials), batch=settings.batch,

@@ -24,7 +24,6 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from ..aws import SecretReader, SecretsManagerBackend, identity_of, make_client
-from ..aws.credentials import make_sts_client
 from ..config import Settings
 from ..config.settings import check_credentials
 from ..errors import ConfigError, VarNameError, VarSourceConfigError
@@ -127,7 +126,7 @@ class SourceFactory:
         self._cluster_identities = cluster_identities
         self._stores = stores
         self._metrics = metrics
-        self._kept: OrderedDict[tuple[str, str, str], tuple[Lookups, SecretsManagerBackend | TeamRoleIdentities | None]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, str, str], tuple[Lookups, SecretsManagerBackend | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def build(self, spec: VarSourceSpec, config: Mapping[str, Any], *, memory_only: bool = False) -> Source:
@@ -160,20 +159,20 @@ class SourceFactory:
                 return kept[0]
         if memory_only:
             raise NotInMemory
-        backend: SecretsManagerBackend | TeamRoleIdentities | None = None
+        backend: SecretsManagerBackend | None = None
         identities: Identities
         per_team = self._cluster.roles.enabled and not own_credentials
         if identity == self._cluster_identity:  # the node's identity: with team roles, the team's role
             identities = self._cluster_identities
-        elif per_team:  # the node's credentials in another region: still each team's role, never the node's
-            identities = backend = TeamRoleIdentities(settings, make_sts_client(settings), self._metrics)
+        elif per_team and isinstance(self._cluster_identities, TeamRoleIdentities):
+            # the node's credentials in another region: still each team's role, never the node's
+            identities = self._cluster_identities.for_region(settings)
         else:
             backend = SecretsManagerBackend(make_client(settings), batch=settings.batch, metrics=self._metrics)
             reader = RetryingReader(backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
                                     deadline=settings.lookup_timeout, metrics=self._metrics)
             identities = NodeIdentity(reader, identity, backend)
         stacks = ReaderStacks(settings, identities, self._metrics, self._stores, team_share=self._team_share,
-                              per_team=per_team,
                               max_teams=TeamRoleIdentities.MAX_TEAMS if per_team else ReaderStacks.MAX_TEAMS)
         candidates = settings.rules.rendered_paths if own_credentials else self._within_team(name, settings.rules)
         lookups = Lookups(settings, stacks, candidates, self._metrics)

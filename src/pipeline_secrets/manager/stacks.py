@@ -13,7 +13,7 @@ from ..metrics import Metrics
 from ..resilience import CacheStore, CachingReader, MemoryStore, SingleFlightReader
 from ..resilience.redis_tier import INVALIDATE, RedisTier
 from ..resilience.shared_cache import Flights, SharedCachingReader, SharedEntries, SharedStore
-from .identities import Identities
+from .identities import Identities, Namespace
 
 
 @dataclass(frozen=True)
@@ -23,18 +23,18 @@ class Stores:
     tier the fleet's shared entries and fetches behind it.
 
     Invalidation names secrets, not identities: a message says (team, paths, positions), and
-    each node drops those entries under every identity it reads with (``namespaces``, and the
-    team's own role: ``team_namespaces``), in its memory and in Redis. A node or the CLI reading
+    each node drops those entries under every identity it reads with (``namespaces``: with team
+    roles, the team's own role), in its memory and in Redis. A node or the CLI reading
     as another identity than the nodes still reaches their entries."""
 
     answers: MemoryStore | None
     positions: MemoryStore | None
     tier: RedisTier | None = None
     flights: Flights | None = None
-    namespaces: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
-    team_namespaces: OrderedDict[Callable[[str], tuple[str, str]], None] = field(default_factory=OrderedDict)
+    namespaces: OrderedDict[Namespace, None] = field(default_factory=OrderedDict)
+    pinned: list[Namespace] = field(default_factory=list)  # the cluster's: never let go
 
-    MAX_NAMESPACES = 256  # identities (cluster, var sources) whose Redis entries a drop reaches
+    MAX_NAMESPACES = 256  # var sources' identities (and templates) whose Redis entries a drop reaches
 
     @classmethod
     def for_settings(cls, settings: Settings, tier: RedisTier | None, metrics: Metrics) -> Stores:
@@ -49,18 +49,16 @@ class Stores:
         tier.on(INVALIDATE, stores.dropped)
         return stores
 
-    def register(self, answers_prefix: str, positions_prefix: str) -> None:
-        """An identity this node reads with (its prefixes of answer and position names)."""
-        self.namespaces[(answers_prefix, positions_prefix)] = None
-        self.namespaces.move_to_end((answers_prefix, positions_prefix))
+    def register(self, namespace: Namespace, pinned: bool = False) -> None:
+        """An identity this node reads with (or each team's role), under some templates."""
+        if pinned:
+            if namespace not in self.pinned:
+                self.pinned.append(namespace)
+            return
+        self.namespaces[namespace] = None
+        self.namespaces.move_to_end(namespace)
         while len(self.namespaces) > self.MAX_NAMESPACES:
             self.namespaces.popitem(last=False)
-
-    def register_per_team(self, prefixes: Callable[[str], tuple[str, str]]) -> None:
-        """Identities that differ by team (team roles): ``prefixes(team)`` names the team's."""
-        self.team_namespaces[prefixes] = None
-        while len(self.team_namespaces) > self.MAX_NAMESPACES:
-            self.team_namespaces.popitem(last=False)
 
     def drop(self, team: str, paths: list[str], position_keys: list[str]) -> None:
         """Drop entries here (memory and Redis, every identity) and tell every node to."""
@@ -82,7 +80,7 @@ class Stores:
             self.positions.delete_ending(position_keys, team)
         if self.tier is not None:
             answers, positions = SharedEntries(self.tier, "answer"), SharedEntries(self.tier, "position")
-            namespaces = dict.fromkeys([*self.namespaces, *(prefixes(team) for prefixes in list(self.team_namespaces))])
+            namespaces = dict.fromkeys(namespace.prefixes(team) for namespace in [*self.pinned, *list(self.namespaces)])
             for answers_prefix, positions_prefix in namespaces:
                 answers.delete([f"{team}\0{answers_prefix}{path}" for path in paths])
                 positions.delete([f"{team}\0{positions_prefix}{key}" for key in position_keys])
@@ -113,7 +111,7 @@ class ReaderStacks:
 
     def __init__(
         self, settings: Settings, identities: Identities, metrics: Metrics, stores: Stores,
-        team_share: Callable[[SecretReader, str], SecretReader] | None = None, per_team: bool = False,
+        team_share: Callable[[SecretReader, str], SecretReader] | None = None, pinned: bool = False,
         max_teams: int = MAX_TEAMS,
     ) -> None:
         self._settings = settings
@@ -124,15 +122,13 @@ class ReaderStacks:
         self._teams: OrderedDict[str, TeamReaders] = OrderedDict()
         self._max_teams = max_teams  # with team roles, as many as their sessions kept: a view holds its reader
         self._lock = threading.Lock()
-        if per_team:  # every team its own identity (its role): too many to keep a list of
-            stores.register_per_team(self.prefixes)
-        else:
-            stores.register(*self.prefixes(""))
+        rules = settings.rules
+        self._namespace = identities.namespace(f"{rules.pipeline.text}\0{rules.team.text}\0")
+        stores.register(self._namespace, pinned=pinned)
 
     def prefixes(self, team: str) -> tuple[str, str]:
         """The prefixes of ``team``'s answer and position names: its identity's (and templates')."""
-        identity, rules = self.identities.identity(team), self._settings.rules
-        return f"{identity}\0", f"{identity}\0{rules.pipeline.text}\0{rules.team.text}\0"
+        return self._namespace.prefixes(team)
 
     def for_team(self, team: str) -> TeamReaders:
         with self._lock:

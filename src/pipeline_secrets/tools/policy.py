@@ -162,7 +162,7 @@ NODE_PRINCIPAL_PLACEHOLDER = "arn:aws:iam::ACCOUNT_ID:role/pipeline-secrets-node
 
 def role_policies(
     rules: LookupRules, *, team: str, role_template: str | None, node_principal: str | None = None,
-    external_id: str | None = None, batch: bool = False,
+    external_id: str | None = None, batch: bool = False, own_roles: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The policies of per-team roles (``docs/identities.md``), for ``team``:
 
@@ -170,15 +170,22 @@ def role_policies(
       node checks health as itself);
     - ``trust_policy``: the node's principal may assume it, only tagged as this team
       (``aws:RequestTag/Team``) and, with ``external_id``, only saying it;
-    - ``abac_permission_policy``: one policy for every team's role, its paths bound to the session's
-      ``Team`` tag (``${aws:PrincipalTag/Team}``), which the trust policy pins;
-    - ``node_policy``: what the node itself needs: AssumeRole and TagSession on the roles, and the
-      health-check secret; no secret of any team.
+    - ``abac_permission_policy``: one permission policy to attach to every team's role, its paths
+      bound to the session's ``Team`` tag (``${aws:PrincipalTag/Team}``), which each role's trust
+      policy pins to its team;
+    - ``node_policy``: what the node itself needs: AssumeRole and TagSession on the roles the
+      template names and the teams' own roles (``own_roles``), and the health-check secret; no
+      secret of any team. Without either, there is no node policy (it would name every role).
     """
     permission = build_policy(rules, team=team, batch=batch, health_check=False)
-    # No ListSecrets: lookups never list, and a listing would show the names of every team's secrets.
-    permission.document["Statement"] = [statement for statement in permission.document["Statement"]
-                                        if statement["Action"] != ["secretsmanager:ListSecrets"]]
+    # Only GetSecretValue: lookups never list (a listing would show every team's secret names) nor
+    # describe.
+    statements = [dict(statement) for statement in permission.document["Statement"]
+                  if statement["Action"] != ["secretsmanager:ListSecrets"]]
+    for statement in statements:
+        if statement["Action"] == list(READ_ACTIONS):
+            statement["Action"] = ["secretsmanager:GetSecretValue"]
+    permission.document["Statement"] = statements
     principal = node_principal or NODE_PRINCIPAL_PLACEHOLDER
     condition: dict[str, Any] = {"StringEquals": {"aws:RequestTag/Team": team}}
     if external_id:
@@ -190,21 +197,28 @@ def role_policies(
     tagged = list(dict.fromkeys(name_pattern(template, team=TEAM_TAG, pipeline=None) for _, template in rules.configured()))
     abac_names = [ARN_PREFIX + p for p in tagged if not any(other != p and covers(other, p) for other in tagged)]
     abac = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "ReadOwnTeamsSecretsByTag", "Effect": "Allow", "Action": list(READ_ACTIONS),
+        {"Sid": "ReadOwnTeamsSecretsByTag", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
          "Resource": abac_names},
         *([{"Sid": "AllowBatchGetSecretValue", "Effect": "Allow", "Action": [BATCH_ACTION], "Resource": "*"}]
           if batch else []),
     ]}
-    roles = role_template.replace("{{.Team}}", "*") if role_template else "arn:aws:iam::*:role/*"
-    node = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "AssumeTeamRoles", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
-         "Resource": roles},
-        {"Sid": "HealthCheck", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-         "Resource": ARN_PREFIX + HEALTH_CHECK_SECRET + RANDOM_SUFFIX},
-    ]}
+    roles = [*([role_template.replace("{{.Team}}", "*")] if role_template else []), *own_roles]
     notes = list(permission.notes)
+    policies: dict[str, Any] = {"permission_policy": permission.document, "trust_policy": trust,
+                                "abac_permission_policy": abac}
+    if roles:
+        policies["node_policy"] = {"Version": "2012-10-17", "Statement": [
+            {"Sid": "AssumeTeamRoles", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+             "Resource": list(dict.fromkeys(roles))},
+            {"Sid": "HealthCheck", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+             "Resource": ARN_PREFIX + HEALTH_CHECK_SECRET + RANDOM_SUFFIX},
+        ]}
+    else:
+        notes.append("no node_policy: give the role template or --team-roles-file, so that it names the roles "
+                     "the node may assume")
     if node_principal is None:
-        notes.append(f"the trust policy names {NODE_PRINCIPAL_PLACEHOLDER}: give --node-principal with the ARN "
-                     "the node runs as (aws sts get-caller-identity)")
-    return {"permission_policy": permission.document, "trust_policy": trust, "abac_permission_policy": abac,
-            "node_policy": node, "notes": notes}
+        notes.append(f"the trust policy names {NODE_PRINCIPAL_PLACEHOLDER}: give --node-principal with the ARN of "
+                     "the IAM role or user the node runs as (for an instance or task role, the role's ARN, not the "
+                     "assumed-role session ARN that aws sts get-caller-identity prints)")
+    policies["notes"] = notes
+    return policies
