@@ -301,34 +301,18 @@ class WebNode:
         allow_missing = _flag(request, "allow_missing")
         drop_var_sources = _flag(request, "drop_var_sources")
         limits = self.manager.settings.limits
-        # The team's gate and a document slot are held until the answer is sent (from memory on
-        # the loop too): a client that does not read its answer holds its own team's slot (until
-        # --send-timeout), not memory.
-        held = contextlib.AsyncExitStack()
-        await held.enter_async_context(self._teams_gates.enter(team))
-        try:
-            await held.enter_async_context(self._documents.hold(team))
-            body = await self._read_body(request, limits.max_bytes, self.limits.body_timeout)
 
-            def work() -> bytes:
-                try:
-                    document = _load(body, as_json, limits)
-                    result = self.manager.interpolate(document, team=team, pipeline=pipeline,
-                                                      allow_missing=allow_missing, drop_var_sources=drop_var_sources)
-                    return encode_document(result, limits, as_json=as_json)
-                finally:
-                    if len(body) >= LARGE_BODY_BYTES:
-                        give_back_free_memory()  # its pieces came from the heap: do not keep them
+        def work(body: bytes) -> bytes:
+            document = _load(body, as_json, limits)
+            result = self.manager.interpolate(document, team=team, pipeline=pipeline,
+                                              allow_missing=allow_missing, drop_var_sources=drop_var_sources)
+            return encode_document(result, limits, as_json=as_json)
 
-            data = None
-            if len(body) <= ON_LOOP_MAX_BYTES:
-                data = self._interpolate_from_memory(body, as_json, team, pipeline, allow_missing, drop_var_sources)
-            if data is None:
-                data = await self._aws(work)
-        except BaseException:
-            await held.aclose()
-            raise
-        return HeldResponse(data, JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE, held.aclose)
+        def from_memory(body: bytes) -> bytes | None:
+            return self._interpolate_from_memory(body, as_json, team, pipeline, allow_missing, drop_var_sources)
+
+        return await self._document(request, team, work, JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE,
+                                    from_memory)
 
     @endpoint
     async def environment(self, request: Request) -> Response:
@@ -338,27 +322,43 @@ class WebNode:
         team, pipeline = await self._authorize(request)
         as_json = _is_json(request.headers.get("content-type"))
         limits = self.manager.settings.limits
+
+        def work(body: bytes) -> bytes:
+            mapping = env_mapping(_load(body, as_json, limits), "the body")
+            resolved = resolve_environment(self.manager, mapping, team=team, pipeline=pipeline, with_secrets=False)
+            return encode_document({"env": resolved.values}, limits, as_json=True)
+
+        return await self._document(request, team, work, JSON_MEDIA_TYPE)
+
+    async def _document(
+        self, request: Request, team: str, work: Callable[[bytes], bytes], media_type: str,
+        from_memory: Callable[[bytes], bytes | None] | None = None,
+    ) -> Response:
+        """A document endpoint: the body read and ``work`` done (in a worker thread, unless
+        ``from_memory`` answers a small body on the loop), with the team's gate and a document
+        slot held until the answer is sent: a client that does not read its answer holds its own
+        team's slot (until --send-timeout), not memory."""
+        limits = self.manager.settings.limits
         held = contextlib.AsyncExitStack()
         await held.enter_async_context(self._teams_gates.enter(team))
         try:
             await held.enter_async_context(self._documents.hold(team))
             body = await self._read_body(request, limits.max_bytes, self.limits.body_timeout)
 
-            def work() -> bytes:
+            def in_thread() -> bytes:
                 try:
-                    mapping = env_mapping(_load(body, as_json, limits), "the body")
-                    resolved = resolve_environment(self.manager, mapping, team=team, pipeline=pipeline,
-                                                   with_secrets=False)
-                    return encode_document({"env": resolved.values}, limits, as_json=True)
+                    return work(body)
                 finally:
                     if len(body) >= LARGE_BODY_BYTES:
-                        give_back_free_memory()
+                        give_back_free_memory()  # its pieces came from the heap: do not keep them
 
-            data = await self._aws(work)
+            data = from_memory(body) if from_memory is not None and len(body) <= ON_LOOP_MAX_BYTES else None
+            if data is None:
+                data = await self._aws(in_thread)
         except BaseException:
             await held.aclose()
             raise
-        return HeldResponse(data, JSON_MEDIA_TYPE, held.aclose)
+        return HeldResponse(data, media_type, held.aclose)
 
     @endpoint
     async def token(self, request: Request) -> Response:
