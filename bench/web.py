@@ -51,8 +51,10 @@ cache's lookup histogram), the `Cache-Control` and framing checks of the observi
 connection guards' bookkeeping (header deadline by a sweep, the send watchdog's count) and the
 scope checks.
 
-A cached interpolation of a document up to 32 KiB is answered on the loop too, within budgets far
-under the flags' defaults (larger documents, or vars memory does not hold, go to a worker thread).
+A cached interpolation of a document up to 16 KiB is answered on the loop too, within budgets far
+under the flags' defaults (1,024 values, 64 vars, 2 var sources, 64 KiB out, 1 ms per step: one
+team's documents cannot hold the loop for the others; larger documents, or vars memory does not
+hold, go to a worker thread).
 Timed in process on the example pipeline, the budgeted event-by-event load (~340 us) and the
 budgeted writer (~300-340 us) each cost what PyYAML's C loader and dumper cost the bare app
 (~330 us each); what is extra is the job itself: resolving the vars from memory (collecting them,

@@ -65,8 +65,13 @@ LARGE_BODY_BYTES = 1024 * 1024  # after a document this large, free heap pages g
 # (no thread hop: for small documents the hop cost more than the work), within these budgets, far
 # under the flags' defaults, so that no document holds the loop for more than a few milliseconds;
 # past any of them, or when memory does not answer, the document goes to a worker thread whole.
-ON_LOOP_MAX_BYTES = 32 * 1024
-ON_LOOP_LIMITS = DocumentLimits(max_bytes=ON_LOOP_MAX_BYTES, max_expanded_bytes=256 * 1024, max_nodes=4096)
+# What the event loop may do for one document (the rest goes to a worker thread): one team's
+# documents must not hold the loop, and so every other team's requests, for long. Each step
+# (reading, interpolating, writing) has 1 ms; a document over any of these starts again in a thread.
+ON_LOOP_MAX_BYTES = 16 * 1024
+ON_LOOP_LIMITS = DocumentLimits(max_bytes=ON_LOOP_MAX_BYTES, max_expanded_bytes=64 * 1024, max_nodes=1024,
+                                max_vars=64, max_seconds=0.001)
+ON_LOOP_MAX_SOURCES = 2  # var sources a document answered on the loop may declare
 
 
 @dataclass(frozen=True)
@@ -385,24 +390,7 @@ class WebNode:
 
     def _interpolate_from_memory(self, body: bytes, as_json: bool, team: str, pipeline: str | None,
                                  allow_missing: bool, drop_var_sources: bool) -> bytes | None:
-        """The answer to a small document whose vars this node's memory answers, built on the
-        loop within ``ON_LOOP_LIMITS`` and the settings' own (the tighter of each); None when a
-        worker thread must do it (a var not in memory, a budget of the loop's passed: the thread
-        starts again within the settings' budgets, and says which one a document is over)."""
-        limits = self.manager.settings.limits
-        tight = DocumentLimits(
-            max_bytes=min(limits.max_bytes, ON_LOOP_LIMITS.max_bytes),
-            max_expanded_bytes=min(limits.max_expanded_bytes, ON_LOOP_LIMITS.max_expanded_bytes),
-            max_nodes=min(limits.max_nodes, ON_LOOP_LIMITS.max_nodes),
-            max_depth=limits.max_depth, max_vars=limits.max_vars, max_seconds=limits.max_seconds)
-        try:
-            document = _load(body, as_json, tight)
-            cached, result = self.manager.interpolate_cached(
-                document, team=team, pipeline=pipeline, allow_missing=allow_missing,
-                drop_var_sources=drop_var_sources, limits=tight)
-            return encode_document(result, tight, as_json=as_json) if cached else None
-        except LimitError:
-            return None
+        return interpolate_on_loop(self.manager, body, as_json, team, pipeline, allow_missing, drop_var_sources)
 
     async def _authenticate(self, request: Request) -> str:
         """The user of a valid Basic or bearer credential; 401 otherwise (the same answer for every
@@ -567,3 +555,29 @@ def create_app(
 ) -> ASGIApp:
     return WebNode(manager, auth, teams, health_ttl=health_ttl, limits=limits).asgi()
 
+
+def interpolate_on_loop(manager: Manager, body: bytes, as_json: bool, team: str, pipeline: str | None,
+                        allow_missing: bool, drop_var_sources: bool) -> bytes | None:
+    """The answer to a small document whose vars this node's memory answers, built on the loop
+    within ``ON_LOOP_LIMITS`` and the settings' own (the tighter of each); None when a worker
+    thread must do it (a var not in memory, more than ``ON_LOOP_MAX_SOURCES`` var sources, a
+    budget of the loop's passed: the thread starts again within the settings' budgets, and says
+    which one a document is over)."""
+    limits = manager.settings.limits
+    tight = DocumentLimits(
+        max_bytes=min(limits.max_bytes, ON_LOOP_LIMITS.max_bytes),
+        max_expanded_bytes=min(limits.max_expanded_bytes, ON_LOOP_LIMITS.max_expanded_bytes),
+        max_nodes=min(limits.max_nodes, ON_LOOP_LIMITS.max_nodes), max_depth=limits.max_depth,
+        max_vars=min(limits.max_vars, ON_LOOP_LIMITS.max_vars),
+        max_seconds=min(limits.max_seconds, ON_LOOP_LIMITS.max_seconds))
+    try:
+        document = _load(body, as_json, tight)
+        sources = document.get("var_sources") if isinstance(document, dict) else None
+        if isinstance(sources, list) and len(sources) > ON_LOOP_MAX_SOURCES:
+            return None
+        cached, result = manager.interpolate_cached(
+            document, team=team, pipeline=pipeline, allow_missing=allow_missing,
+            drop_var_sources=drop_var_sources, limits=tight)
+        return encode_document(result, tight, as_json=as_json) if cached else None
+    except LimitError:
+        return None
