@@ -75,11 +75,35 @@ def test_a_value_stored_with_surrounding_whitespace_is_replaced_without_it():
     assert redactor.redact(b"token=token-value;") == b"token=" + R + b";"
 
 
-def test_leftmost_longest_without_overlaps():
+def test_overlapping_values_are_replaced_together_and_leave_nothing():
     redactor = Redactor({"A": "abcd", "B": "abcdefgh", "C": "cdefxyz", "D": "ghij"})
-    assert redactor.redact(b"abcdefghij") == R + b"ij"  # the longest at the leftmost start wins
-    assert redactor.redact(b"abcdefxyz") == R + b"efxyz"  # a match ends where the next could start
-    assert redactor.redact(b"zcdefxyzabcd") == b"z" + R + R
+    assert redactor.redact(b"abcdefghij") == R  # abcdefgh and ghij overlap: one run
+    assert redactor.redact(b"abcdefxyz") == R  # abcd and cdefxyz overlap
+    assert redactor.redact(b"zcdefxyzabcd") == b"z" + R + R  # side by side: two
+    pair = Redactor({"K": "k3y-AAAA-BBBB", "L": "BBBB-CCCC-9z"})
+    streamed = b"".join(pair.feed(bytes([byte])) for byte in b"x k3y-AAAA-BBBB-CCCC-9z y") + pair.flush()
+    assert streamed == pair.redact(b"x k3y-AAAA-BBBB-CCCC-9z y") == b"x " + R + b" y"
+
+
+def test_encodings_of_other_languages_are_redacted():
+    value = "s3cr<et>&pass/word!(x)"
+    redactor = Redactor({"V": value})
+    go_json = value.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("/", "\\/")
+    encode_uri_component = "s3cr%3Cet%3E%26pass%2Fword!(x)"
+    go_path_escape = "s3cr%3Cet%3E&pass%2Fword%21%28x%29"
+    for form in (go_json, go_json.replace("\\/", "/"), encode_uri_component, go_path_escape):
+        assert redactor.redact(b"[" + form.encode() + b"]") == b"[" + R + b"]", form
+
+
+def test_a_value_whose_trimmed_form_or_a_line_is_short_is_named():
+    assert Redactor({"PIN": "735\n", "KEY": "a-long-line\nab\n", "OK": "long-enough"}).skipped == ("KEY", "PIN")
+
+
+def test_too_much_to_redact_is_refused_with_a_message():
+    from pipeline_secrets import LimitError
+
+    with pytest.raises(LimitError, match="too much to redact"):
+        Redactor({f"v{i}": f"value-{i:06d}-" + "x" * 64 for i in range(20_000)})
 
 
 def test_short_values_are_skipped_by_name_and_empty_ones_silently():
@@ -223,3 +247,11 @@ def test_one_megabyte_in_random_chunks_matches_the_whole():
     assert out == redactor.redact(stream)
     assert out.count(R) == stream.count(b"token=")
     assert not any(value.encode() in out for value in values.values())
+
+
+def test_numbers_inside_a_mapping_var_are_redacted_on_their_own():
+    from pipeline_secrets.pure.environment import string_leaves
+
+    leaves = dict(string_leaves({"pin": 48213795, "ratio": 0.75, "on": True, "user": "app"}, "((db))"))
+    assert leaves == {"((db)).pin": "48213795", "((db)).ratio": "0.75", "((db)).user": "app"}
+    assert Redactor(leaves).redact(b"pin field: 48213795") == b"pin field: " + R

@@ -245,6 +245,7 @@ def test_env_resolves_a_mapping_to_strings(client, web, secrets, proxy):
     ('{"PORT": 5432}', 400, "the body: the value of PORT must be a string, not int (quote it)"),
     ('{"1A": "x"}', 400, "the body: invalid environment variable name '1A'"),
     ('{"A": "x"', 400, "invalid JSON"),
+    ('{"A": "((.:built))"}', 422, "build-local vars have no value outside a Concourse build: .:built"),
 ])
 def test_env_errors_are_those_of_interpolate(client, secrets, body, status, message):
     response = post(client, f"{PIPELINE}/env", body, "application/json")

@@ -60,10 +60,12 @@ def env_text(name: str, value: Any) -> str:
 
 
 def string_leaves(value: Any, label: str) -> Iterator[tuple[str, str]]:
-    """(``label.key...``, string) for every string inside a mapping or list value: the parts a
-    program may print on their own."""
+    """(``label.key...``, text) for every string or number inside a mapping or list value: the
+    parts a program may print on their own (a PIN is a number in JSON)."""
     if isinstance(value, str):
         yield label, value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield label, json.dumps(value)
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from string_leaves(item, f"{label}.{key}")

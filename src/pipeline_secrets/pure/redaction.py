@@ -6,7 +6,7 @@ else (a web node, a runner) can feed it theirs.
 
 The matching is Aho-Corasick from ``ahocorasick-rs`` rather than a loop of our own: it matches
 every pattern in one pass over ``bytes`` (no decoding: binary output passes through, only exact
-byte matches are replaced) with true leftmost-longest semantics. ``pyahocorasick``'s wheels are
+byte matches are replaced), every occurrence of every pattern, overlapping ones included. ``pyahocorasick``'s wheels are
 its unicode build, which takes ``str`` only: bytes would have to be decoded as latin-1 first, and
 measured here it ran at ~38 MB/s against ~330 MB/s for ``ahocorasick-rs`` on the same 20 MB.
 
@@ -28,9 +28,16 @@ from urllib.parse import quote, quote_plus
 
 import ahocorasick_rs
 
+from ..errors import LimitError
+
 REPLACEMENT = b"((redacted))"
 DEFAULT_MIN_LENGTH = 4
 _HEAD = 16  # the proper prefixes kept in a set are this long at most (memory); longer ones are checked in full
+# What one Redactor may be built from: every value has ~30 forms, and the matcher and the prefix
+# set grow with their bytes.
+MAX_PATTERNS = 100_000
+MAX_PATTERN_BYTES = 8 * 1024 * 1024
+MAX_HELD_RUN = 1024 * 1024  # bytes of overlapping matches held back, waiting for more
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _PERCENT = re.compile(rb"%[0-9A-F]{2}")
@@ -52,12 +59,22 @@ def value_forms(value: str, min_length: int = DEFAULT_MIN_LENGTH) -> set[bytes]:
     if len(lines) > 1:
         forms.update(_utf8(line) for line in lines if len(line) >= min_length)
     forms.update(_base64_forms(raw))
-    for url in (quote(raw, safe=""), quote(raw), quote_plus(raw)):
+    # quote as Python's urllib, JavaScript's encodeURIComponent and Go's url.PathEscape leave them
+    for url in (quote(raw, safe=""), quote(raw), quote_plus(raw), quote(raw, safe="!'()*"), quote(raw, safe="$&+:=@")):
         encoded = url.encode("ascii")
         forms.update((encoded, _PERCENT.sub(lambda m: m.group(0).lower(), encoded)))
     for ensure_ascii in (True, False):
-        forms.add(_utf8(json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]))
+        escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]
+        go_html = escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")  # Go's encoding/json
+        forms.update(_utf8(text) for text in (escaped, go_html, escaped.replace("/", "\\/"), go_html.replace("/", "\\/")))
     return {form for form in forms if len(form) >= min_length}
+
+
+def short_forms(value: str, min_length: int = DEFAULT_MIN_LENGTH) -> bool:
+    """Whether a form of ``value`` that output may hold on its own (the value without surrounding
+    whitespace, one of its lines) is shorter than ``min_length``, and so not redacted."""
+    parts = [value.strip(), *(_LINE_BREAK.split(value) if _LINE_BREAK.search(value) else [])]
+    return any(0 < len(part.strip()) < min_length for part in parts)
 
 
 def _utf8(text: str) -> bytes:
@@ -99,7 +116,7 @@ class _Patterns:
         for pattern in patterns:
             if len(pattern) > _HEAD:
                 long_patterns.setdefault(pattern[:_HEAD], []).append(pattern)
-        matcher = ahocorasick_rs.BytesAhoCorasick(sorted(patterns), matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
+        matcher = ahocorasick_rs.BytesAhoCorasick(sorted(patterns), matchkind=ahocorasick_rs.MatchKind.Standard)
         return cls(matcher, max(map(len, patterns)), frozenset(heads),
                    {head: tuple(group) for head, group in long_patterns.items()})
 
@@ -130,12 +147,18 @@ class Redactor:
             raise ValueError("min_length must be at least 1")
         patterns: set[bytes] = set()
         skipped = set()
+        total = 0
         for name, value in values.items():
-            if len(value) < min_length:
-                if value:
-                    skipped.add(name)
-            else:
-                patterns |= value_forms(value, min_length)
+            if len(value) < min_length or short_forms(value, min_length):
+                if value.strip():
+                    skipped.add(name)  # wholly or partly: a part printed alone would not be redacted
+            if len(value) >= min_length:
+                forms = value_forms(value, min_length)
+                total += sum(map(len, forms - patterns))
+                patterns |= forms
+                if len(patterns) > MAX_PATTERNS or total > MAX_PATTERN_BYTES:  # checked as it grows: stops early
+                    raise LimitError(f"too much to redact: more than {MAX_PATTERNS:,} forms of the values or "
+                                     f"{MAX_PATTERN_BYTES:,} bytes of them; resolve fewer vars, or give --no-redact")
         self.skipped: tuple[str, ...] = tuple(sorted(skipped))
         self.replacement = replacement
         self._patterns = _Patterns.compile(patterns)
@@ -182,30 +205,49 @@ class Redactor:
         return self._scan(bytes(data), [])[0]
 
     def _scan(self, data: bytes, pending: list[int]) -> tuple[bytes, int]:
-        """(``data[:cut]`` redacted, ``cut``). ``pending`` are the positions, in order, whose tail
-        is a proper prefix of a pattern (only the last (longest - 1) can be): more bytes could make
-        a match start there, or a longer one. ``cut`` is the first of them not inside a match
-        (``len(data)`` when there is none). A match that starts before such a position is decided
-        (a longer one would make its start such a position), even if it runs past it; the scan
-        goes on after it, up to the next such position."""
+        """(``data[:cut]`` redacted, ``cut``). Every occurrence of every pattern is found, and
+        occurrences that overlap are replaced together (two values that share a part, as
+        ``k3y-AAAA-BBBB`` and ``BBBB-CCCC-9z``, leave nothing of either). ``pending`` are the
+        positions, in order, whose tail is a proper prefix of a pattern: more bytes could make an
+        occurrence start there. ``cut`` is the first of them, or the start of the run of
+        occurrences it lies in (a new occurrence there would join the run): nothing from ``cut``
+        on is decided yet (``len(data)`` when nothing is pending). A run held longer than
+        ``MAX_HELD_RUN`` is decided anyway, so that a flood of overlapping values cannot grow the
+        held bytes without end."""
         patterns = self._patterns
         end = len(data)
         if patterns.matcher is None:
             return data, end
+        runs = _runs(patterns.matcher.find_matches_as_indexes(data, overlapping=True))
+        cut = end
+        for position in pending:
+            run = next(((start, stop) for start, stop in runs if start <= position < stop), None)
+            if run is None:
+                cut = position
+                break
+            if end - run[0] <= MAX_HELD_RUN:
+                cut = run[0]
+                break
         pieces: list[bytes] = []
-        position, waiting = 0, iter(pending)
-        first = next(waiting, end)
-        for _, start, stop in patterns.matcher.find_matches_as_indexes(data):
-            while first < position:
-                first = next(waiting, end)
-            if start >= first:
+        position = 0
+        for start, stop in runs:
+            if start >= cut:
                 break
             pieces += (data[position:start], self.replacement)
             position = stop
-        while first < position:
-            first = next(waiting, end)
         if not pieces:
-            return data[:first], first
-        pieces.append(data[position:first])
-        return b"".join(pieces), first
+            return data[:cut], cut
+        pieces.append(data[position:cut])
+        return b"".join(pieces), cut
 
+
+def _runs(matches: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """The (start, stop) of each run of overlapping matches, in order."""
+    runs: list[tuple[int, int]] = []
+    for _, start, stop in sorted(matches, key=lambda match: (match[1], -match[2])):
+        if runs and start < runs[-1][1]:
+            if stop > runs[-1][1]:
+                runs[-1] = (runs[-1][0], stop)
+        else:
+            runs.append((start, stop))
+    return runs

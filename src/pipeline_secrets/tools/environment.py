@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..errors import VarSourceError
 from ..manager import Manager
 from ..pure import vars as vars_
 from ..pure.environment import env_text, string_leaves
@@ -32,7 +33,11 @@ def resolve_environment(
     """Resolve every ``((var))`` of ``mapping`` together; raises as ``Manager.interpolate`` does
     (``UndefinedVarsError``, ``LookupFailed``, var errors, ``LimitError``) before anything is
     returned. A value that is a single var of another type than string becomes JSON."""
-    refs = [ref for ref in vars_.collect_vars(dict(mapping)) if not ref.local] if with_secrets else []
+    found = vars_.collect_vars(dict(mapping))
+    local = sorted(str(ref) for ref in found if ref.local)
+    if local:
+        raise VarSourceError(f"build-local vars have no value outside a Concourse build: {', '.join(local)}")
+    refs = found if with_secrets else []
     document = {"env": dict(mapping), "vars": [f"(({ref.raw}))" for ref in refs]}
     result = manager.interpolate(document, team=team, pipeline=pipeline)
     values = {name: env_text(name, value) for name, value in result["env"].items()}
