@@ -610,3 +610,54 @@ def test_zz_peak_memory_of_the_node_stayed_bounded(node):
     peak = peak_rss_mb(node.process.pid)
     print(f"peak RSS of the attacked node: {peak:.0f} MiB")
     assert peak < PEAK_RSS_LIMIT_MB, peak
+
+
+def server_send_queues(port: int, peer: str) -> list[int]:
+    """Bytes in the kernel's send queue of each of the server's connections with ``peer``."""
+    peer_hex = "".join(f"{int(part):02X}" for part in reversed(peer.split(".")))
+    queues = []
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, remote, state, queue = line.split()[1:5]
+            if state == "01" and int(local.split(":")[1], 16) == port and remote.split(":")[0] == peer_hex:
+                queues.append(int(queue.split(":")[0], 16))
+    return queues
+
+
+def test_a_client_that_keeps_sending_and_never_reads_is_cut(node, seed):
+    """Requests sent back to back and never read: the answers must pile up where the send
+    watchdog sees them, not in a kernel send queue of megabytes that it would count as taken
+    (the attacker's review of round 4: connections held past 37 s with a 2 s --send-timeout)."""
+    seed("/concourse/beta/api-token", "beta-token-Kq77")
+    port = urlsplit(node.url).port
+    request = (b"GET " + BETA_LOOKUP.encode() + b"?var=api-token HTTP/1.1\r\nHost: x\r\nAuthorization: "
+               + basic("carol")["Authorization"].encode() + b"\r\n\r\n") * 50
+    socks = []
+    for _ in range(20):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind(("127.0.0.23", 0))
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        socks.append(sock)
+    largest = 0
+    try:
+        deadline = time.monotonic() + 30
+        open_socks = list(socks)
+        while open_socks and time.monotonic() < deadline:
+            for sock in list(open_socks):
+                try:
+                    sock.send(request)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    open_socks.remove(sock)  # cut by the node
+            largest = max([largest, *server_send_queues(port, "127.0.0.23")])
+            if time.monotonic() > deadline - 25 and not server_side_connections(port, "127.0.0.23"):
+                break
+            time.sleep(0.05)
+        assert server_side_connections(port, "127.0.0.23") == 0
+        assert largest <= 512 * 1024  # what the kernel holds per connection stays small
+    finally:
+        for sock in socks:
+            sock.close()

@@ -109,6 +109,7 @@ def check_tls(cert: Path, key: Path) -> None:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
+SEND_BUFFER_BYTES = 128 * 1024  # SO_SNDBUF of each connection (Linux keeps twice this)
 CORK_BYTES = 16 * 1024  # writes smaller than this wait for the end of the loop turn, joined
 
 
@@ -243,9 +244,15 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 transport.abort()
                 return
             sock = transport.get_extra_info("socket")
-            if sock is not None and hasattr(socket, "TCP_USER_TIMEOUT"):  # unacknowledged data: dropped
+            if sock is not None:
                 with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(limits.send_timeout * 1000))
+                    # The kernel's send queue is bounded, so that answers a client does not read pile
+                    # up where the send watchdog sees them (asyncio's buffer), not in the kernel: Linux
+                    # would let each connection's queue grow to megabytes, and count it as taken.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+                if hasattr(socket, "TCP_USER_TIMEOUT"):  # unacknowledged data: dropped
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(limits.send_timeout * 1000))
             self._client_key = key
             add(per_client, key, self)
             add(new_per_client, key, self)
