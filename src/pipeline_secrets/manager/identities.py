@@ -59,9 +59,7 @@ class Namespace:
 
 
 class Identities(Protocol):
-    """A team's reader and the name of whom it reads as (the cache's key)."""
-
-    def identity(self, team: str) -> str: ...
+    """A team's reader, and the namespace of whom it reads as (the cache's keys)."""
 
     def namespace(self, templates: str) -> Namespace: ...
 
@@ -77,9 +75,6 @@ class NodeIdentity:
         self._reader = reader
         self._name = name
         self._backend = backend
-
-    def identity(self, team: str) -> str:
-        return self._name
 
     def namespace(self, templates: str) -> Namespace:
         return Namespace(templates, fixed=self._name)
@@ -123,7 +118,7 @@ class TeamRoleIdentities:
         self._workers = workers
         self._owns_pool = pool is None
         self._pool = pool or ThreadPoolExecutor(workers, thread_name_prefix="pipeline-secrets-aws-roles")
-        self._teams: OrderedDict[str, tuple[str, SecretReader, RoleReader | None]] = OrderedDict()
+        self._teams: OrderedDict[str, tuple[SecretReader, RoleReader | None]] = OrderedDict()
         self._siblings: OrderedDict[str, TeamRoleIdentities] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -134,9 +129,6 @@ class TeamRoleIdentities:
             raise ValueError(f"team '{team}' has no role: set --aws-secretsmanager-team-role-template, or a "
                              "role_arn for it in the teams file (with team roles, no team reads as the node)")
         return role
-
-    def identity(self, team: str) -> str:
-        return self._naming.identity(team)
 
     def namespace(self, templates: str) -> Namespace:
         return Namespace(templates, roles=self._naming)
@@ -157,24 +149,24 @@ class TeamRoleIdentities:
             return sibling
 
     def reader(self, team: str) -> SecretReader:
-        return self._entry(team)[1]
+        return self._entry(team)[0]
 
     def calls_for(self, team: str, paths: int) -> int:
         with self._lock:  # never makes a session: the rate budget's count only
             entry = self._teams.get(team)
-        role_reader = entry[2] if entry is not None else None
+        role_reader = entry[1] if entry is not None else None
         return role_reader.calls_for(paths) if role_reader is not None else -(-paths // 20)
 
     def session(self, team: str) -> AssumedRole | None:
         """The team's role session (for probes), None when it has no role."""
-        role_reader = self._entry(team)[2]
+        role_reader = self._entry(team)[1]
         return None if role_reader is None else role_reader.session
 
     def close(self) -> None:
         with self._lock:
             siblings = list(self._siblings.values())
             self._siblings.clear()
-            for _, _, role_reader in self._teams.values():
+            for _, role_reader in self._teams.values():
                 if role_reader is not None:
                     role_reader.close()
             self._teams.clear()
@@ -183,7 +175,7 @@ class TeamRoleIdentities:
         if self._owns_pool:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _entry(self, team: str) -> tuple[str, SecretReader, RoleReader | None]:
+    def _entry(self, team: str) -> tuple[SecretReader, RoleReader | None]:
         with self._lock:
             entry = self._teams.get(team)
             if entry is not None:
@@ -196,13 +188,13 @@ class TeamRoleIdentities:
                 self._teams.popitem(last=False)  # maybe in use: let it go, do not close it
         return entry
 
-    def _make(self, team: str) -> tuple[str, SecretReader, RoleReader | None]:
+    def _make(self, team: str) -> tuple[SecretReader, RoleReader | None]:
         settings = self._settings
         try:
             role = self.role_of(team)
             session_tags(team)  # a team IAM cannot tag is refused here, not in the middle of a read
         except ValueError as exc:
-            return self.identity(team), _Refused(str(exc)), None
+            return _Refused(str(exc)), None
         session = AssumedRole(self._sts, role, team, settings.team_role_duration, self._metrics, self._budget)
 
         def backend(credentials: Any) -> SecretsManagerBackend:
@@ -213,4 +205,4 @@ class TeamRoleIdentities:
         role_reader = RoleReader(session, backend)
         retrying = RetryingReader(role_reader, attempts=settings.retry_attempts, interval=settings.retry_interval,
                                   deadline=settings.lookup_timeout, metrics=self._metrics)
-        return self.identity(team), retrying, role_reader
+        return retrying, role_reader

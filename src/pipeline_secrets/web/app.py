@@ -314,7 +314,7 @@ class WebNode:
             return encode_document(result, limits, as_json=as_json)
 
         def from_memory(body: bytes) -> bytes | None:
-            return self._interpolate_from_memory(body, as_json, team, pipeline, allow_missing, drop_var_sources)
+            return interpolate_on_loop(self.manager, body, as_json, team, pipeline, allow_missing, drop_var_sources)
 
         return await self._document(request, team, work, JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE,
                                     from_memory)
@@ -387,10 +387,6 @@ class WebNode:
         return Response(self.metrics.render(), headers={"Content-Type": self.metrics.content_type})
 
     # --- helpers --------------------------------------------------------------------------------
-
-    def _interpolate_from_memory(self, body: bytes, as_json: bool, team: str, pipeline: str | None,
-                                 allow_missing: bool, drop_var_sources: bool) -> bytes | None:
-        return interpolate_on_loop(self.manager, body, as_json, team, pipeline, allow_missing, drop_var_sources)
 
     async def _authenticate(self, request: Request) -> str:
         """The user of a valid Basic or bearer credential; 401 otherwise (the same answer for every
