@@ -108,6 +108,13 @@ def identity_of(settings: Settings) -> str:
 BATCH_LIMIT = 20  # ids per BatchGetSecretValue call
 
 
+def calls_for_mode(batch: str, paths: int) -> int:
+    """The most AWS calls a ``get_many`` of ``paths`` paths makes in ``batch`` mode (retries aside)."""
+    if paths > 1 and batch in ("auto", "auto-allowed", "on"):
+        return -(-paths // BATCH_LIMIT)
+    return paths
+
+
 class SecretsManagerBackend:
     """``SecretReader`` over one boto3 client (thread-safe, as boto3 clients are).
 
@@ -143,9 +150,7 @@ class SecretsManagerBackend:
 
     def calls_for(self, paths: int) -> int:
         """The most AWS calls a ``get_many`` of ``paths`` paths makes now (retries aside)."""
-        if paths > 1 and self._batch in ("auto", "auto-allowed", "on"):
-            return -(-paths // BATCH_LIMIT)
-        return paths
+        return calls_for_mode(self._batch, paths)
 
     def get(self, path: str) -> Any | None:
         if self._budget is not None and not self._budget.take("GetSecretValue"):

@@ -219,8 +219,10 @@ class RoleReader:
                                        retryable=failure.retryable) for path in unique}
         return self._over(credentials).get_many(unique)
 
-    def calls_for(self, paths: int) -> int:
-        return self._backend.calls_for(paths) if self._backend is not None else -(-paths // 20)
+    @property
+    def backend(self) -> SecretsManagerBackend | None:
+        """The backend, once the first credentials have made it."""
+        return self._backend
 
     def close(self) -> None:
         if self._backend is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..aws import SecretReader, SecretsManagerBackend, identity_of, make_client
-from ..aws.backend import CallBudget
+from ..aws.backend import CallBudget, calls_for_mode
 from ..aws.credentials import make_sts_client
 from ..aws.roles import AssumedRole, RoleReader
 from ..config import Settings
@@ -154,8 +154,8 @@ class TeamRoleIdentities:
     def calls_for(self, team: str, paths: int) -> int:
         with self._lock:  # never makes a session: the rate budget's count only
             entry = self._teams.get(team)
-        role_reader = entry[1] if entry is not None else None
-        return role_reader.calls_for(paths) if role_reader is not None else -(-paths // 20)
+        backend = entry[1].backend if entry is not None and entry[1] is not None else None
+        return backend.calls_for(paths) if backend is not None else calls_for_mode(self._settings.batch, paths)
 
     def session(self, team: str) -> AssumedRole | None:
         """The team's role session (for probes), None when it has no role."""
