@@ -115,6 +115,11 @@ class LookupFailed(PipelineSecretsError):
     def _tries(self) -> str:
         return f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
 
+    def for_path(self, path: str) -> LookupFailed:
+        """The same failure, of ``path`` (one cause failing every path of a call)."""
+        return LookupFailed(path, self.kind, self.detail, code=self.code, retryable=self.retryable,
+                            attempts=self.attempts)
+
     def after_attempts(self, attempts: int) -> LookupFailed:
         """The same failure, saying how many attempts were made."""
         return LookupFailed(

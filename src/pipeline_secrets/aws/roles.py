@@ -95,7 +95,7 @@ class AssumedRole:
             failure = self._failure
             if failure is not None and (self._attempts != seen or time.monotonic() < self._retry_after):
                 # the attempt we waited for failed, or one failed a moment ago: share its outcome
-                raise LookupFailed(path, failure.kind, failure.detail, code=failure.code, retryable=failure.retryable)
+                raise failure.for_path(path)
             self._attempts += 1
             try:
                 metadata = self._fetch()
@@ -215,8 +215,7 @@ class RoleReader:
         try:
             credentials = self.session.credentials(unique[0])
         except LookupFailed as failure:
-            return {path: LookupFailed(path, failure.kind, failure.detail, code=failure.code,
-                                       retryable=failure.retryable) for path in unique}
+            return {path: failure.for_path(path) for path in unique}
         return self._over(credentials).get_many(unique)
 
     @property
