@@ -351,6 +351,7 @@ def test_a_team_whose_role_is_denied_does_not_call_sts_per_lookup(connect, roles
         with pytest.raises(LookupFailed):
             manager.lookup("db", team="ghost")
     assert len(roles.calls("AssumeRole")) == 1  # remembered for a while, not asked again per lookup
+    assert manager.metrics()["aws_calls"]["AssumeRole"] == {"access_denied": 1}  # the kinds lookups have
 
 
 def test_a_failing_renewal_keeps_a_good_session_without_asking_sts_per_lookup(connect, roles, seeded):

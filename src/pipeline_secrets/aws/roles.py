@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..config.roles import TeamRole, session_name, session_tags
 from ..errors import LookupFailed
 from ..metrics import Metrics
-from .answers import classify_error, error_code
+from .answers import classify_error
 from .backend import CallBudget, SecretsManagerBackend
 
 ASSUME_ROLE = "AssumeRole"
@@ -150,11 +150,9 @@ class AssumedRole:
                                retryable=True)
         try:
             answer = self._sts.assume_role(**arguments)
-        except ClientError as exc:
-            self._metrics.aws_call(ASSUME_ROLE, _kind(exc))
-            raise
-        except BotoCoreError:
-            self._metrics.aws_call(ASSUME_ROLE, "network")
+        except (ClientError, BotoCoreError) as exc:
+            failure = classify_error("", exc)
+            self._metrics.aws_call(ASSUME_ROLE, failure.kind if failure is not None else "error")
             raise
         self._metrics.aws_call(ASSUME_ROLE, "ok")
         given = answer.get("Credentials") if isinstance(answer, dict) else None
@@ -232,8 +230,3 @@ class RoleReader:
             if self._backend is None:
                 self._backend = self._make_backend(credentials)
             return self._backend
-
-
-def _kind(exc: ClientError) -> str:
-    code = error_code(exc)
-    return "throttled" if "Throttl" in code else "denied" if code == "AccessDenied" else "error"
