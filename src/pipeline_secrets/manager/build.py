@@ -48,8 +48,7 @@ def build_manager(settings: Settings) -> Manager:
     if budget is not None:
         def share(reader: SecretReader, team: str) -> SecretReader:
             return TeamShare(reader, budget, team, lambda paths: identities.calls_for(team, paths))
-    stacks = ReaderStacks(settings, identities, metrics, stores, team_share=share, pinned=True,
-                          max_teams=TeamRoleIdentities.MAX_TEAMS if settings.roles.enabled else ReaderStacks.MAX_TEAMS)
+    stacks = ReaderStacks(settings, identities, metrics, stores, team_share=share, pinned=True)
     cluster = Lookups(settings, stacks, settings.rules.candidate_paths, metrics)
     sources = SourceFactory(settings, identities, stores, metrics, team_share=share)
     return Manager(settings, backend, cluster, sources=sources, identities=identities, metrics=metrics,

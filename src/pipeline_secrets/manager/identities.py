@@ -59,7 +59,10 @@ class Namespace:
 
 
 class Identities(Protocol):
-    """A team's reader, and the namespace of whom it reads as (the cache's keys)."""
+    """A team's reader, and the namespace of whom it reads as (the cache's keys). ``MAX_TEAMS``:
+    how many teams' readers are worth keeping (a reader stack's view holds its team's reader)."""
+
+    MAX_TEAMS: int
 
     def namespace(self, templates: str) -> Namespace: ...
 
@@ -70,6 +73,8 @@ class Identities(Protocol):
 
 class NodeIdentity:
     """Every team reads with the node's identity (no roles configured)."""
+
+    MAX_TEAMS = 4096  # one reader for all: a view is cheap to make again, its entries stay in the store
 
     def __init__(self, reader: SecretReader, name: str, backend: SecretsManagerBackend) -> None:
         self._reader = reader

@@ -161,10 +161,9 @@ class SourceFactory:
             raise NotInMemory
         backend: SecretsManagerBackend | None = None
         identities: Identities
-        per_team = self._cluster.roles.enabled and not own_credentials
         if identity == self._cluster_identity:  # the node's identity: with team roles, the team's role
             identities = self._cluster_identities
-        elif per_team and isinstance(self._cluster_identities, TeamRoleIdentities):
+        elif not own_credentials and isinstance(self._cluster_identities, TeamRoleIdentities):
             # the node's credentials in another region: still each team's role, never the node's
             identities = self._cluster_identities.for_region(settings)
         else:
@@ -172,8 +171,7 @@ class SourceFactory:
             reader = RetryingReader(backend, attempts=settings.retry_attempts, interval=settings.retry_interval,
                                     deadline=settings.lookup_timeout, metrics=self._metrics)
             identities = NodeIdentity(reader, identity, backend)
-        stacks = ReaderStacks(settings, identities, self._metrics, self._stores, team_share=self._team_share,
-                              max_teams=TeamRoleIdentities.MAX_TEAMS if per_team else ReaderStacks.MAX_TEAMS)
+        stacks = ReaderStacks(settings, identities, self._metrics, self._stores, team_share=self._team_share)
         candidates = settings.rules.rendered_paths if own_credentials else self._within_team(name, settings.rules)
         lookups = Lookups(settings, stacks, candidates, self._metrics)
         with self._lock:

@@ -107,12 +107,9 @@ class ReaderStacks:
     Remembered positions depend on the templates too, and are kept under the identity and the
     templates."""
 
-    MAX_TEAMS = 4096  # views kept; a view is cheap to make again, its entries stay in the store
-
     def __init__(
         self, settings: Settings, identities: Identities, metrics: Metrics, stores: Stores,
         team_share: Callable[[SecretReader, str], SecretReader] | None = None, pinned: bool = False,
-        max_teams: int = MAX_TEAMS,
     ) -> None:
         self._settings = settings
         self.identities = identities
@@ -120,7 +117,7 @@ class ReaderStacks:
         self._metrics = metrics
         self._stores = stores
         self._teams: OrderedDict[str, TeamReaders] = OrderedDict()
-        self._max_teams = max_teams  # with team roles, as many as their sessions kept: a view holds its reader
+        self._max_teams = identities.MAX_TEAMS  # views kept: a view holds its team's reader
         self._lock = threading.Lock()
         rules = settings.rules
         self._namespace = identities.namespace(f"{rules.pipeline.text}\0{rules.team.text}\0")
