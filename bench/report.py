@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from dataclasses import dataclass
 from typing import Any
+
+
+def machine() -> str:
+    """The machine a benchmark ran on, as every section of docs/performance.md names it."""
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 @dataclass

@@ -11,8 +11,6 @@ calls; and each pass's wall time (a ratio: these machines are noisy).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -84,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join([
         "## Per-team roles vs one identity",
         "",
-        f"`python bench/roles.py{' --quick' if args.quick else ''}` on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}: the cold "
+        f"`python bench/roles.py{' --quick' if args.quick else ''}` on {report.machine()}, "
+        f"{time.strftime('%Y-%m-%d')}: the cold "
         f"workload ({len(bench.jobs)} documents of {teams} teams, {ids:,} distinct secret ids, "
         f"{scale.callers} callers, batch permitted; floor {floor} calls), {args.runs} alternating runs per side "
         "(medians). Calls counted at the fault proxy; every team's role judged by its own policy.",

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -44,13 +43,11 @@ import workloads  # noqa: E402
 
 
 def machine_note() -> str:
-    cpus = os.cpu_count()
     versions = ", ".join(
         f"{name} {version(name)}"
         for name in ("pipeline-secrets", "boto3", "moto", "aws-secretsmanager-caching")
     )
-    return (f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}; "
-            f"{versions}")
+    return f"{report.machine()}; {versions}"
 
 
 def main(argv: list[str] | None = None) -> int:

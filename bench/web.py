@@ -171,10 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if not args.quick:
-        import platform
-
-        section = (f"## Web node vs a bare Starlette app\n\n`python bench/web.py` on {platform.system()} "
-                   f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        section = (f"## Web node vs a bare Starlette app\n\n`python bench/web.py` on {report.machine()}, "
                    f"{time.strftime('%Y-%m-%d')}: {'wrk' if load is wrk else 'the Python client'}, {CONNECTIONS} "
                    f"connections, one thread, {rounds} alternating runs of {seconds:g} s per side (medians). "
                    "The load generator shares the machine's cores with the server.\n\n"
