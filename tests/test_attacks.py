@@ -538,14 +538,20 @@ def server_side_connections(port: int, peer: str) -> int:
     """Established connections of the server's ``port`` with ``peer``, from the kernel's table
     (/proc/net/tcp): what the server still holds, whatever the client's side believes (a reset
     sent past a full receive window is not accepted by the client)."""
+    return len(server_send_queues(port, peer))
+
+
+def server_send_queues(port: int, peer: str) -> list[int]:
+    """Bytes in the kernel's send queue of each established connection of the server's ``port``
+    with ``peer`` (/proc/net/tcp)."""
     peer_hex = "".join(f"{int(part):02X}" for part in reversed(peer.split(".")))
-    count = 0
+    queues = []
     with open("/proc/net/tcp") as table:
         for line in list(table)[1:]:
-            local, remote, state = line.split()[1:4]
+            local, remote, state, queue = line.split()[1:5]
             if state == "01" and int(local.split(":")[1], 16) == port and remote.split(":")[0] == peer_hex:
-                count += 1
-    return count
+                queues.append(int(queue.split(":")[0], 16))
+    return queues
 
 
 def test_unread_pipelined_answers_do_not_keep_their_connections(node):
@@ -610,18 +616,6 @@ def test_zz_peak_memory_of_the_node_stayed_bounded(node):
     peak = peak_rss_mb(node.process.pid)
     print(f"peak RSS of the attacked node: {peak:.0f} MiB")
     assert peak < PEAK_RSS_LIMIT_MB, peak
-
-
-def server_send_queues(port: int, peer: str) -> list[int]:
-    """Bytes in the kernel's send queue of each of the server's connections with ``peer``."""
-    peer_hex = "".join(f"{int(part):02X}" for part in reversed(peer.split(".")))
-    queues = []
-    with open("/proc/net/tcp") as table:
-        for line in list(table)[1:]:
-            local, remote, state, queue = line.split()[1:5]
-            if state == "01" and int(local.split(":")[1], 16) == port and remote.split(":")[0] == peer_hex:
-                queues.append(int(queue.split(":")[0], 16))
-    return queues
 
 
 def test_a_client_that_keeps_sending_and_never_reads_is_cut(node, seed):
