@@ -43,7 +43,7 @@ from ..errors import (
     VarSyntaxError,
 )
 from ..manager import Manager
-from ..pure.documents import check_size, encode_document, load_document, load_json_document
+from ..pure.documents import check_size, encode_document, parse_document
 from ..pure.environment import env_mapping
 from ..pure.limits import DocumentLimits
 from ..tools.environment import resolve_environment
@@ -53,6 +53,7 @@ from .health import CachedHealth
 from .heap import give_back_free_memory
 from .logs import log
 from .observe import SCOPE_KEY, ObserveRequests, WebMetrics
+from .parsed import ParsedDocuments
 from .teams import MAIN_TEAM, Teams, check_team_name
 
 AWS_THREADS = 32  # the boto3 client's connection pool
@@ -216,6 +217,8 @@ class WebNode:
         self._documents = Slots(limits.document_slots, per_team=max(1, limits.document_slots // 2))
         self._auth_queue = AuthQueue(limits.auth_queue, limits.auth_per_client)
         self._logins = LoginThrottle()
+        self._parsed = ParsedDocuments()
+        self._on_loop_limits = on_loop_limits(manager.settings.limits)
 
     def routes(self) -> list[Route]:
         return [
@@ -314,7 +317,8 @@ class WebNode:
             return encode_document(result, limits, as_json=as_json)
 
         def from_memory(body: bytes) -> bytes | None:
-            return interpolate_on_loop(self.manager, body, as_json, team, pipeline, allow_missing, drop_var_sources)
+            return interpolate_on_loop(self.manager, self._parsed, self._on_loop_limits, body, as_json, team, pipeline,
+                                       allow_missing, drop_var_sources)
 
         return await self._document(request, team, work, JSON_MEDIA_TYPE if as_json else YAML_MEDIA_TYPE,
                                     from_memory)
@@ -527,11 +531,14 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _load(body: bytes, as_json: bool, limits: DocumentLimits) -> Any:
+    return parse_document(_text(body), limits, as_json=as_json).value
+
+
+def _text(body: bytes) -> str:
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise DocumentError("the document is not UTF-8 text") from None
-    return load_json_document(text, limits) if as_json else load_document(text, limits)
 
 
 def _token_form(content_type: str | None, body: bytes) -> dict[str, str]:
@@ -552,22 +559,30 @@ def create_app(
     return WebNode(manager, auth, teams, health_ttl=health_ttl, limits=limits).asgi()
 
 
-def interpolate_on_loop(manager: Manager, body: bytes, as_json: bool, team: str, pipeline: str | None,
-                        allow_missing: bool, drop_var_sources: bool) -> bytes | None:
-    """The answer to a small document whose vars this node's memory answers, built on the loop
-    within ``ON_LOOP_LIMITS`` and the settings' own (the tighter of each); None when a worker
-    thread must do it (a var not in memory, more than ``ON_LOOP_MAX_SOURCES`` var sources, a
-    budget of the loop's passed: the thread starts again within the settings' budgets, and says
-    which one a document is over)."""
-    limits = manager.settings.limits
-    tight = DocumentLimits(
+def on_loop_limits(limits: DocumentLimits) -> DocumentLimits:
+    """The tighter of ``limits`` (the settings') and ``ON_LOOP_LIMITS``, budget by budget."""
+    return DocumentLimits(
         max_bytes=min(limits.max_bytes, ON_LOOP_LIMITS.max_bytes),
         max_expanded_bytes=min(limits.max_expanded_bytes, ON_LOOP_LIMITS.max_expanded_bytes),
         max_nodes=min(limits.max_nodes, ON_LOOP_LIMITS.max_nodes), max_depth=limits.max_depth,
         max_vars=min(limits.max_vars, ON_LOOP_LIMITS.max_vars),
         max_seconds=min(limits.max_seconds, ON_LOOP_LIMITS.max_seconds))
+
+
+def interpolate_on_loop(manager: Manager, parsed: ParsedDocuments, tight: DocumentLimits, body: bytes,
+                        as_json: bool, team: str, pipeline: str | None, allow_missing: bool,
+                        drop_var_sources: bool) -> bytes | None:
+    """The answer to a small document whose vars this node's memory answers, built on the loop
+    within ``tight`` (``on_loop_limits``); None when a worker thread must do it (a var not in
+    memory, more than ``ON_LOOP_MAX_SOURCES`` var sources, a budget of the loop's passed: the
+    thread starts again within the settings' budgets, and says which one a document is over).
+    The team's documents parsed lately (``parsed``) are not parsed again."""
     try:
-        document = _load(body, as_json, tight)
+        kept, document = parsed.get(team, body, as_json)
+        if not kept:
+            reading = parse_document(_text(body), tight, as_json=as_json)
+            parsed.put(team, body, as_json, reading)
+            document = reading.value
         sources = document.get("var_sources") if isinstance(document, dict) else None
         if isinstance(sources, list) and len(sources) > ON_LOOP_MAX_SOURCES:
             return None
