@@ -443,3 +443,32 @@ def test_a_long_base60_scalar_is_refused_without_running_the_resolver():
     finally:
         tracemalloc.stop()
     assert peak < 3 * len(text)  # the text and the parser's copy of the scalar, not a record per repeat
+
+
+SCALARS = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["", "~", "null", "Null", "true", "yes", "off", "0x1F", "0o17", "1_000", "1:20", "-.inf", ".NaN",
+                     "2026-12-01", "2026-12-01T10:00:00Z", "<<", "=", "12e3", "+1", "0b101", "x" * 65]),
+    st.from_regex(r"[-+]?[0-9_:.eE]{1,12}", fullmatch=True),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=SCALARS, implicit=st.tuples(st.booleans(), st.booleans()))
+def test_remembered_scalar_tags_are_pyyamls(value, implicit):
+    from yaml.resolver import Resolver
+
+    from pipeline_secrets.pure.documents import resolve_scalar
+
+    expected = Resolver().resolve(yaml.ScalarNode, value, implicit)
+    assert resolve_scalar(value, implicit) == expected
+    assert resolve_scalar(value, implicit) == expected  # the remembered answer too
+
+
+def test_the_remembered_tags_are_bounded():
+    from pipeline_secrets.pure import documents
+
+    for n in range(documents.MAX_RESOLVED + 10):
+        documents.resolve_scalar(f"s{n}", (True, False))
+    assert len(documents._RESOLVED) <= documents.MAX_RESOLVED
+    assert documents.resolve_scalar("123", (True, False)) == "tag:yaml.org,2002:int"

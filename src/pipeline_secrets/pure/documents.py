@@ -67,11 +67,37 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(")?|[\[{]|[\]}]|[^\s\[\]{},:"]+', re.DOTALL)
 
 
+_RESOLVER = Resolver()
+_RESOLVED: dict[tuple[str, bool, bool], str] = {}  # (plain scalar, implicit...) -> its tag, for short scalars
+MAX_RESOLVED = 8192
+MAX_RESOLVED_CHARS = 64
+
+
+def resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
+    """The tag PyYAML's resolver gives a scalar, remembered for short ones: a pipeline's names,
+    keys and flags come back in every document, read and written, and each resolution is a
+    dictionary and a few regular expressions (a fifth of a document's reading and writing)."""
+    if len(value) > MAX_RESOLVED_CHARS:
+        return _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-any-return]
+    key = (value, implicit[0], implicit[1])
+    tag = _RESOLVED.get(key)
+    if tag is None:
+        if len(_RESOLVED) >= MAX_RESOLVED:
+            _RESOLVED.clear()
+        tag = _RESOLVED[key] = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
+    return tag
+
+
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
     """Writes every value in full: no ``&id001`` anchors for values that happen to be shared."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and type(value) is str:  # the emitter asks twice for each scalar
+            return resolve_scalar(value, implicit)
+        return super().resolve(kind, value, implicit)
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
@@ -336,7 +362,6 @@ class _Builder:
         else:
             self._parser = _Parser(text)
         self._meter = _Meter(limits)
-        self._resolver = Resolver()
         self._constructor = SafeConstructor()
         self._anchors: dict[str, _Anchored] = {}
         self._open_anchors: set[str] = set()
@@ -423,7 +448,7 @@ class _Builder:
                                     "characters (quote it to make it a string)")
             tag = _STR
         elif tag is None or tag == "!":
-            tag = self._resolver.resolve(yaml.ScalarNode, value, event.implicit)
+            tag = resolve_scalar(value, event.implicit)
         if tag == _STR:
             return value
         if tag in (_MERGE, _VALUE) and self._stack and isinstance(self._stack[-1].value, dict) \
