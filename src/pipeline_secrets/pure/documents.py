@@ -42,12 +42,12 @@ from .limits import (
     DocumentLimits,
 )
 from .vars import placeholders, utf8_size
+from .yaml_writer import write_yaml
 
 try:
     from yaml._yaml import CParser as _Parser  # libyaml's parser, when PyYAML was built with it
 except ImportError:  # pragma: no cover
     _Parser = None
-_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _YAML = "tag:yaml.org,2002:"
 _STR, _SEQ, _MAP, _MERGE, _VALUE = (_YAML + name for name in ("str", "seq", "map", "merge", "value"))
 # The tags a scalar may have: PyYAML's other safe constructors build collections or generators.
@@ -65,21 +65,6 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # A JSON text's tokens: strings (possessive, so an unterminated one costs one scan, not one per
 # quote), brackets, and runs of anything else (numbers, literals).
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(")?|[\[{]|[\]}]|[^\s\[\]{},:"]+', re.DOTALL)
-
-
-class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
-    """Writes every value in full: no ``&id001`` anchors for values that happen to be shared."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    # Multi-line values (keys, certificates) read best as literal blocks.
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
-
-
-_Dumper.add_representer(str, _represent_str)
 
 
 def load_document(text: str, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
@@ -161,8 +146,7 @@ def encode_document(document: Any, limits: DocumentLimits | None = None, *, as_j
         out.write("\n")
         return out.bytes()
     try:
-        yaml.dump(document, out, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                  width=1 << 30)
+        write_yaml(document, out)
     except (UnicodeEncodeError, yaml.YAMLError) as exc:
         raise DocumentError(f"the document cannot be written as YAML: {type(exc).__name__}") from None
     return out.bytes()
