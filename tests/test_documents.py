@@ -458,7 +458,7 @@ SCALARS = st.one_of(
 def test_remembered_scalar_tags_are_pyyamls(value, implicit):
     from yaml.resolver import Resolver
 
-    from pipeline_secrets.pure.documents import resolve_scalar
+    from pipeline_secrets.pure.yaml_tags import resolve_scalar
 
     expected = Resolver().resolve(yaml.ScalarNode, value, implicit)
     assert resolve_scalar(value, implicit) == expected
@@ -466,9 +466,9 @@ def test_remembered_scalar_tags_are_pyyamls(value, implicit):
 
 
 def test_the_remembered_tags_are_bounded():
-    from pipeline_secrets.pure import documents
+    from pipeline_secrets.pure import yaml_tags
 
-    for n in range(documents.MAX_RESOLVED + 10):
-        documents.resolve_scalar(f"s{n}", (True, False))
-    assert len(documents._RESOLVED) <= documents.MAX_RESOLVED
-    assert documents.resolve_scalar("123", (True, False)) == "tag:yaml.org,2002:int"
+    for n in range(yaml_tags.MAX_REMEMBERED + 10):
+        yaml_tags.resolve_scalar(f"s{n}", (True, False))
+    assert 0 < len(yaml_tags.REMEMBERED) <= yaml_tags.MAX_REMEMBERED
+    assert yaml_tags.resolve_scalar("123", (True, False)) == "tag:yaml.org,2002:int"

@@ -28,7 +28,6 @@ from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.resolver import Resolver
 
 from ..errors import DocumentError, LimitError
 from .limits import (
@@ -42,12 +41,13 @@ from .limits import (
     DocumentLimits,
 )
 from .vars import placeholders, utf8_size
+from .yaml_tags import resolve_scalar
+from .yaml_writer import write_yaml
 
 try:
     from yaml._yaml import CParser as _Parser  # libyaml's parser, when PyYAML was built with it
 except ImportError:  # pragma: no cover
     _Parser = None
-_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _YAML = "tag:yaml.org,2002:"
 _STR, _SEQ, _MAP, _MERGE, _VALUE = (_YAML + name for name in ("str", "seq", "map", "merge", "value"))
 # The tags a scalar may have: PyYAML's other safe constructors build collections or generators.
@@ -65,47 +65,6 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # A JSON text's tokens: strings (possessive, so an unterminated one costs one scan, not one per
 # quote), brackets, and runs of anything else (numbers, literals).
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(")?|[\[{]|[\]}]|[^\s\[\]{},:"]+', re.DOTALL)
-
-
-_RESOLVER = Resolver()
-_RESOLVED: dict[tuple[str, bool, bool], str] = {}  # (plain scalar, implicit...) -> its tag, for short scalars
-MAX_RESOLVED = 8192
-MAX_RESOLVED_CHARS = 64
-
-
-def resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
-    """The tag PyYAML's resolver gives a scalar, remembered for short ones: a pipeline's names,
-    keys and flags come back in every document, read and written, and each resolution is a
-    dictionary and a few regular expressions (a fifth of a document's reading and writing)."""
-    if len(value) > MAX_RESOLVED_CHARS:
-        return _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-any-return]
-    key = (value, implicit[0], implicit[1])
-    tag = _RESOLVED.get(key)
-    if tag is None:
-        if len(_RESOLVED) >= MAX_RESOLVED:
-            _RESOLVED.clear()
-        tag = _RESOLVED[key] = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
-    return tag
-
-
-class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
-    """Writes every value in full: no ``&id001`` anchors for values that happen to be shared."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and type(value) is str:  # the emitter asks twice for each scalar
-            return resolve_scalar(value, implicit)
-        return super().resolve(kind, value, implicit)
-
-
-def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    # Multi-line values (keys, certificates) read best as literal blocks.
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
-
-
-_Dumper.add_representer(str, _represent_str)
 
 
 @dataclass(frozen=True)
@@ -210,8 +169,7 @@ def encode_document(document: Any, limits: DocumentLimits | None = None, *, as_j
         out.write("\n")
         return out.bytes()
     try:
-        yaml.dump(document, out, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                  width=1 << 30)
+        write_yaml(document, out)
     except (UnicodeEncodeError, yaml.YAMLError) as exc:
         raise DocumentError(f"the document cannot be written as YAML: {type(exc).__name__}") from None
     return out.bytes()
