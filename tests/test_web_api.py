@@ -335,11 +335,18 @@ def test_liveness_needs_no_credentials_and_no_aws(client, proxy):
     assert proxy.log == []
 
 
-def test_unknown_routes_and_methods_answer_json(client):
+def test_unknown_routes_and_methods_answer_json(client, secrets):
     missing = client.get("/api/v1/nope", headers=basic("admin"))
     assert (missing.status_code, missing.json()) == (404, {"error": "not found"})
     wrong_method = client.get(f"{PIPELINE}/interpolate", headers=basic("admin"))
     assert wrong_method.status_code == 405 and wrong_method.json() == {"error": "method not allowed"}
+    for method in ("POST", "PUT", "DELETE"):  # the lookups, answered past Starlette's router for GET only
+        response = client.request(method, f"{PIPELINE}/lookup", params={"var": "x"}, headers=basic("admin"))
+        assert (response.status_code, response.json()) == (405, {"error": "method not allowed"})
+        assert response.headers["cache-control"] == "no-store"
+    head = client.head(f"{TEAM}/lookup", params={"var": "channel"}, headers=basic("admin"))
+    assert head.status_code == 200 and head.content == b""
+    assert client.get(f"{TEAM}/lookup/", params={"var": "x"}, headers=basic("admin")).status_code == 404
 
 
 # --- concurrency ------------------------------------------------------------------------------

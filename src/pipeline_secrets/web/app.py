@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
 from ..errors import (
@@ -157,6 +157,33 @@ class HeldResponse(Response):
             await self._release()
 
 
+class DirectRoutes:
+    """ASGI app: a GET of one of ``routes`` (the lookups: most of a node's requests) goes straight
+    to its endpoint, everything else through ``app``, the Starlette app they are routes of.
+
+    Starlette's middleware (its error and exception handlers) and its router's walk cost a cached
+    lookup a tenth of its time, and do nothing for these endpoints: ``endpoint`` turns every
+    error into its answer, and the match is the route's own (``Route.matches``: the same path
+    parameters, the same methods; a method the route does not take goes on to Starlette, which
+    answers 405)."""
+
+    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    scope["route"] = route
+                    response = await route.endpoint(Request(scope, receive, send))
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def _facts(request: Request) -> dict[str, Any]:
     return request.scope.setdefault(SCOPE_KEY, {})
 
@@ -247,7 +274,8 @@ class WebNode:
         # No trailing-slash redirects: Starlette builds them from the request's Host header.
         app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
         app.router.redirect_slashes = False
-        return ObserveRequests(app, routes, self.metrics)
+        lookups = [route for route in routes if route.endpoint == self.lookup]
+        return ObserveRequests(DirectRoutes(app, lookups), routes, self.metrics)
 
     # --- endpoints ------------------------------------------------------------------------------
 
