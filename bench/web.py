@@ -109,6 +109,16 @@ def wrk(url: str, seconds: float, body: Path | None, fresh: bool) -> dict[str, f
             "errors": float(errors.group(1)) if errors else 0.0}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (Linux /proc; 0 elsewhere): per request, the
+    figure least moved by the load generator sharing the machine's cores."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ms(text: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -192,24 +202,29 @@ def main(argv: list[str] | None = None) -> int:
                        headers={"Authorization": AUTH, "Content-Type": "application/yaml"}).raise_for_status()
         for _ in range(rounds):
             for name, url, body, fresh in ENDPOINTS:
-                for side, port in (("ours", ours_port), ("bare", bare_port)):
-                    results[name][side].append(load(f"http://127.0.0.1:{port}{url}", seconds, body, fresh))
+                for side, port, process in (("ours", ours_port, ours), ("bare", bare_port, bare)):
+                    before = cpu_seconds(process.pid)
+                    run = load(f"http://127.0.0.1:{port}{url}", seconds, body, fresh)
+                    run["cpu_us"] = 1e6 * (cpu_seconds(process.pid) - before) / max(1.0, run["rps"] * seconds)
+                    results[name][side].append(run)
     finally:
         for process in (ours, bare):
             process.terminate()
             process.wait(15)
     medians: dict[str, tuple[float, float]] = {}
-    lines = ["| endpoint | ours req/s | bare req/s | ratio | target | ours p50 / p99 | bare p50 / p99 | errors |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| endpoint | ours req/s | bare req/s | ratio | target | ours p50 / p99 | bare p50 / p99 | "
+             "CPU per request, ours / bare (ratio) | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, sides in results.items():
-        o = {key: statistics.median(run[key] for run in sides["ours"]) for key in ("rps", "p50_ms", "p99_ms")}
-        b = {key: statistics.median(run[key] for run in sides["bare"]) for key in ("rps", "p50_ms", "p99_ms")}
+        o = {key: statistics.median(run[key] for run in sides["ours"]) for key in ("rps", "p50_ms", "p99_ms", "cpu_us")}
+        b = {key: statistics.median(run[key] for run in sides["bare"]) for key in ("rps", "p50_ms", "p99_ms", "cpu_us")}
         errors = sum(run["errors"] for side in sides.values() for run in side)
         ratio = o["rps"] / b["rps"]
         medians[name] = (o["rps"], b["rps"])
         lines.append(f"| {name} | {o['rps']:,.0f} | {b['rps']:,.0f} | {ratio:.2f} | ≥ 0.80 "
                      f"({'met' if ratio >= 0.8 else 'not met'}) | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} ms | "
-                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | {errors:.0f} |")
+                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | {o['cpu_us']:,.0f} / {b['cpu_us']:,.0f} µs "
+                     f"({b['cpu_us'] / o['cpu_us']:.2f}) | {errors:.0f} |")
     table = "\n".join(lines)
     print(table)
     if not args.quick:
