@@ -181,6 +181,32 @@ def chart(medians: dict[str, tuple[float, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def document_steps(rounds: int = 7, number: int = 200) -> dict[str, float]:
+    """Microseconds per call, in this process, of each side's document steps on the example
+    pipeline: ours (budgeted reading, writing) and the bare app's (PyYAML's C loader and dumper),
+    alternating, the best of ``rounds`` (the least disturbed by the machine's other work)."""
+    import timeit
+
+    import yaml
+
+    from pipeline_secrets.pure.documents import encode_document, load_document
+
+    text = EXAMPLE.read_text()
+    document = load_document(text)
+    steps = {
+        "ours: read": lambda: load_document(text),
+        "bare: yaml.load (CSafeLoader)": lambda: yaml.load(text, Loader=yaml.CSafeLoader),
+        "ours: write": lambda: encode_document(document),
+        "bare: yaml.dump (CSafeDumper)": lambda: yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False,
+                                                            allow_unicode=True),
+    }
+    best = {name: float("inf") for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            best[name] = min(best[name], timeit.timeit(step, number=number) / number * 1e6)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s runs, 2 rounds; prints only")
@@ -226,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | {o['cpu_us']:,.0f} / {b['cpu_us']:,.0f} µs "
                      f"({b['cpu_us'] / o['cpu_us']:.2f}) | {errors:.0f} |")
     table = "\n".join(lines)
+    steps = document_steps()
+    steps_text = ", ".join(f"{name} {us:,.0f} µs" for name, us in steps.items())
+    table += f"\n\nThe document steps alone, in process, on the example pipeline (best of 7 alternating rounds): {steps_text}."
     print(table)
     if not args.quick:
         section = (f"## Web node vs a bare Starlette app\n\n`python bench/web.py` on {report.machine()}, "

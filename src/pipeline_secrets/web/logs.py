@@ -131,6 +131,12 @@ def configure(stream: IO[str] | None = None) -> None:
     _lines = handler
 
 
+def flush_request_lines() -> None:
+    """Write the request lines waiting for the end of the loop turn now."""
+    if _lines is not None:
+        _lines.write_pending()
+
+
 def event(message: str, level: int = logging.INFO, **fields: Any) -> None:
     log.log(level, message, extra={"fields": fields})
 
@@ -143,11 +149,26 @@ def request_line(level: int, fields: dict[str, Any]) -> None:
         log.log(level, "request", extra={"fields": fields})
         return
     # {"time": ..., "level": ..., "logger": ..., "message": "request", **fields} as json.dumps writes
-    # it, with only the fields going through the encoder: the rest is the same text every time.
-    encoded = _ENCODE_LINE(fields)
-    head = f'{{"time": "{_utc_time(time.time())}", "level": "{_level_name(level)}", "logger": "{LOGGER_NAME}", ' \
-           '"message": "request"'
-    lines.add(f"{head}, {encoded[1:]}\n" if len(encoded) > 2 else f"{head}}}\n")
+    # it: the head is the same text every time, and the fields (short strings, numbers, null) are
+    # written one by one, strings through JSON's own escaping; anything else through the encoder.
+    parts = [f'{{"time": "{_utc_time(time.time())}", "level": "{_level_name(level)}", "logger": "{LOGGER_NAME}", '
+             '"message": "request"']
+    for key, value in fields.items():
+        kind = type(value)
+        if kind is str:
+            text = _ESCAPE(value)
+        elif kind is int or (kind is float and -_INF < value < _INF):
+            text = repr(value)
+        elif value is None:
+            text = "null"
+        else:
+            text = _ENCODE_LINE(value)
+        parts.append(f"{_ESCAPE(key)}: {text}")
+    lines.add(", ".join(parts) + "}\n")
+
+
+_ESCAPE = json.encoder.encode_basestring  # a str as JSON text, as json.dumps(ensure_ascii=False) writes it
+_INF = float("inf")
 
 
 @functools.lru_cache(maxsize=None)
