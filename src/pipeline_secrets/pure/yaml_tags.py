@@ -1,32 +1,33 @@
-"""The tag PyYAML's resolver gives a plain scalar, remembered for short ones.
+"""The tag PyYAML's resolver gives a scalar, without the resolver's method call.
 
-A pipeline's names, keys and flags come back in every document, read and written: the reader
-asks once for each scalar, the emitter twice (plain, then quoted), and each answer is a
-dictionary lookup and a few regular expressions: a fifth of reading and writing a document.
-The answer depends on the text and the two ``implicit`` flags alone (the safe resolver has no
-path resolvers), so it can be kept; at most ``MAX_REMEMBERED`` are, of at most
-``MAX_REMEMBERED_CHARS`` characters each (longer texts are rarely repeated).
+The reader asks once for each plain scalar, the emitter twice for every scalar it writes, and
+``Resolver.resolve`` is a method call, a list concatenation and path-resolver checks before the
+regular expressions it is for: a fifth of reading and writing a document. ``resolve_scalar``
+does only the part that decides a scalar's tag (the implicit resolvers of its first character,
+in PyYAML's order), and is checked against the resolver itself (tests/test_documents.py).
+
+Nothing is remembered between calls, deliberately: a table shared by the process would hold the
+values written (secrets among them), and how fast it answers would tell one team what another
+team's documents had put in it (attack review 15).
 """
 
 from __future__ import annotations
 
-import yaml
 from yaml.resolver import Resolver
 
-_RESOLVER = Resolver()
-REMEMBERED: dict[tuple[str, bool, bool], str] = {}  # (text, implicit...) -> tag; read it, never write it
-MAX_REMEMBERED = 8192
-MAX_REMEMBERED_CHARS = 64
+STR_TAG = "tag:yaml.org,2002:str"
+# first character -> [(tag, pattern)], as the safe resolver keeps them; it has no path resolvers
+# and no resolvers for any first character (None), which is what makes this shortcut exact.
+IMPLICIT: dict[str, list[tuple[str, object]]] = {
+    first: list(resolvers) for first, resolvers in Resolver.yaml_implicit_resolvers.items() if first is not None
+}
+assert None not in Resolver.yaml_implicit_resolvers and not Resolver.yaml_path_resolvers
 
 
 def resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
     """``Resolver().resolve(yaml.ScalarNode, value, implicit)``."""
-    if len(value) > MAX_REMEMBERED_CHARS:
-        return _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-any-return]
-    key = (value, implicit[0], implicit[1])
-    tag = REMEMBERED.get(key)
-    if tag is None:
-        if len(REMEMBERED) >= MAX_REMEMBERED:
-            REMEMBERED.clear()
-        tag = REMEMBERED[key] = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
-    return tag
+    if implicit[0]:
+        for tag, pattern in IMPLICIT.get(value[:1], ()):
+            if pattern.match(value):  # type: ignore[attr-defined]
+                return tag
+    return STR_TAG

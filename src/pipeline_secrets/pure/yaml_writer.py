@@ -5,7 +5,7 @@ About half of a ``yaml.dump`` is PyYAML's representer: each value goes through `
 document is almost always made of dict, list, str, int, float, bool and None; for those,
 ``document_node`` builds the very nodes ``SafeRepresenter`` would (same tags, styles, flow styles
 and texts) in one loop, about 2.5 times faster, and the dumper's emitter writes them as before (it
-is the other half: libyaml, asking the resolver twice for every scalar, answered from ``yaml_tags``). Any other value is handed to
+is the other half: libyaml, asking the resolver twice for every scalar, answered by ``yaml_tags``). Any other value is handed to
 the dumper's own ``represent_data``. Whenever the loop cannot promise today's result (a document
 deeper than ``MAX_FAST_DEPTH``, a tuple or set, or any error while building), the document is
 dumped by PyYAML alone, so its output and its failures are exactly ``yaml.dump``'s.
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .yaml_tags import REMEMBERED, resolve_scalar
+from .yaml_tags import resolve_scalar
 
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _YAML = "tag:yaml.org,2002:"
@@ -43,9 +43,8 @@ class DocumentDumper(_BaseDumper):  # type: ignore[misc, valid-type]
         return True
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is ScalarNode:  # the emitter asks twice for each scalar: the dict at once, one call less
-            tag = REMEMBERED.get((value, implicit[0], implicit[1]))
-            return tag if tag is not None else resolve_scalar(value, implicit)
+        if kind is ScalarNode:  # the emitter asks twice for each scalar
+            return resolve_scalar(value, implicit)
         return super().resolve(kind, value, implicit)
 
 
