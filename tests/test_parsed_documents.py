@@ -4,14 +4,16 @@ by then."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from support.webclient import basic
 
 from pipeline_secrets.pure.documents import Parsed, load_document, parse_document
 from pipeline_secrets.web.app import ON_LOOP_LIMITS, interpolate_on_loop, on_loop_limits
-from pipeline_secrets.web.parsed import NODE_BYTES, ParsedDocuments
+from pipeline_secrets.web.parsed import ENTRY_BYTES, NODE_BYTES, ParsedDocuments
 
 pytest_plugins = ["support.webfixtures"]
 
@@ -32,7 +34,7 @@ def test_a_kept_document_is_given_back_as_the_same_object_for_its_team_and_kind_
 
 
 def test_one_team_sending_new_documents_evicts_only_its_own():
-    per_team = 10 * (2 * 4 + NODE_BYTES * 10)  # ten entries of 4-byte bodies
+    per_team = 10 * (ENTRY_BYTES + 2 * 4 + NODE_BYTES * 10)  # ten entries of 4-byte ASCII bodies
     kept = ParsedDocuments(per_team_bytes=per_team)
     kept.put("beta", b"beta", False, parsed())
     for n in range(1000):
@@ -40,11 +42,11 @@ def test_one_team_sending_new_documents_evicts_only_its_own():
     assert kept.get("beta", b"beta", False)[0]
     assert [kept.get("alpha", b"%04d" % n, False)[0] for n in range(990, 1000)] == [True] * 10
     assert not kept.get("alpha", b"0989", False)[0]
-    assert kept.stats() == {"teams": 2, "documents": 11, "bytes": 11 * (8 + NODE_BYTES * 10)}
+    assert kept.stats() == {"teams": 2, "documents": 11, "bytes": 11 * (ENTRY_BYTES + 8 + NODE_BYTES * 10)}
 
 
 def test_a_used_entry_outlives_newer_ones_and_a_document_over_the_budget_is_not_kept():
-    kept = ParsedDocuments(per_team_bytes=3 * (2 * 4 + NODE_BYTES))
+    kept = ParsedDocuments(per_team_bytes=3 * (ENTRY_BYTES + 2 * 4 + NODE_BYTES))
     for body in (b"aaaa", b"bbbb", b"cccc"):
         kept.put("alpha", body, False, parsed(1))
     assert kept.get("alpha", b"aaaa", False)[0]  # used: now the most recent
@@ -65,20 +67,33 @@ def test_the_least_recently_used_team_goes_past_max_teams():
     assert [kept.get(team, b"x", False)[0] for team in "abcd"] == [True, False, True, True]
 
 
-def test_an_estimate_bounds_what_a_parsed_document_takes():
-    """The cost charged (body twice, NODE_BYTES a value) is at least what tracemalloc sees."""
+@pytest.mark.parametrize("kind", ["example", "comments", "wide", "aliases", "json"])
+def test_what_a_team_is_charged_bounds_what_its_kept_documents_take(kind):
+    """Whole entries, as tracemalloc sees them: many tiny bodies (each entry's own objects), text
+    with one wide character (four bytes a character), aliases, JSON (attack review 15, finding 2)."""
     import gc
     import tracemalloc
 
-    text = "jobs:\n" + "".join(f"- name: job-{i}\n  plan: [{{get: repo-{i}}}, {{task: t, params: {{A: '((a))'}}}}]\n"
-                               for i in range(60))
+    example = (Path(__file__).parent.parent / "src/pipeline_secrets/examples/hello-pipeline.yml").read_text()
+    bodies = {
+        "example": [f"{example}# {n}\n" for n in range(40)],
+        "comments": [f"# {n}\n" for n in range(3000)],
+        "wide": ["[" + ", ".join(f"{'x' * 150}\u2603{i}-{n}" for i in range(100)) + "]" for n in range(40)],
+        "aliases": [f"a: &a [{', '.join(str(i) for i in range(100))}]\nb: [*a, *a, *a, *a]\nn: {n}\n" for n in range(100)],
+        "json": ['{"k": [' + ", ".join(f'"v{i}-{n}"' for i in range(200)) + "]}" for n in range(60)],
+    }[kind]
+    kept = ParsedDocuments(per_team_bytes=1 << 40)
     gc.collect()
     tracemalloc.start()
-    reading = parse_document(text, ON_LOOP_LIMITS)
+    for text in bodies:  # what the node does: the body's bytes, their parse, kept
+        body = text.encode()
+        kept.put("alpha", body, kind == "json", parse_document(body.decode(), ON_LOOP_LIMITS, as_json=kind == "json"))
+    del body
+    gc.collect()
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert reading.value == load_document(text)
-    assert held <= len(text) + NODE_BYTES * reading.nodes
+    assert kept.stats()["documents"] == len(bodies)
+    assert held <= kept.stats()["bytes"], (held, kept.stats())
 
 
 def test_interpolating_a_kept_document_never_changes_it(seed, connect):

@@ -14,8 +14,10 @@ document (``pure.vars.interpolate``'s contract).
 Budgets: each team has its own partition of ``per_team_bytes``, so one team's documents evict
 only its own (a team sending a new document each time cannot push another team's out); at most
 ``max_teams`` partitions are kept, the least recently used team's dropped first. What an entry
-costs is bounded from the parse: the body (the key), its text again (the values' strings) and
-``NODE_BYTES`` per value, an over-estimate of what PyYAML's values take.
+costs is bounded from the parse (``entry_cost``): the entry itself, the body (the key), the
+values' strings (the body's length again, four times it when it is not ASCII: one wide character
+makes a whole string four bytes a character) and ``NODE_BYTES`` per value, over-estimates of
+what tracemalloc measures (tests/test_parsed_documents.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from ..pure.documents import Parsed
 
 NODE_BYTES = 96  # measured with tracemalloc: 57-74 bytes per value of a parsed document
+ENTRY_BYTES = 320  # the entry's own objects (key, bytes header, tuples, its place in the dict): ~240
 PER_TEAM_BYTES = 512 * 1024
 MAX_TEAMS = 64
 
@@ -59,7 +62,7 @@ class ParsedDocuments:
         return True, entry[0]
 
     def put(self, team: str, body: bytes, as_json: bool, parsed: Parsed) -> None:
-        cost = 2 * len(body) + NODE_BYTES * parsed.nodes
+        cost = entry_cost(body, parsed)
         if cost > self.per_team_bytes:
             return
         partition = self._teams.get(team)
@@ -83,3 +86,9 @@ class ParsedDocuments:
         """Teams, documents and estimated bytes kept (for tests and the operator's eye)."""
         return {"teams": len(self._teams), "documents": sum(len(p.entries) for p in self._teams.values()),
                 "bytes": sum(p.bytes for p in self._teams.values())}
+
+
+def entry_cost(body: bytes, parsed: Parsed) -> int:
+    """The bytes charged for keeping ``parsed``, the document of ``body``."""
+    text = len(body) if body.isascii() else 4 * len(body)
+    return ENTRY_BYTES + len(body) + text + NODE_BYTES * parsed.nodes
