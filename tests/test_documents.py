@@ -477,3 +477,17 @@ def test_scalar_tags_keep_nothing_between_calls():
     after = {name: value for name, value in vars(yaml_tags).items()
              if not name.startswith("__") and isinstance(value, (dict, list, set))}
     assert after == before and set(after) == {"IMPLICIT"}
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_small_node_budget_is_timed_too(monkeypatch, as_json):
+    """The web node's loop allows 1,024 values and 1 ms: the clock must be read within them
+    (attack review 15, finding 4: it was read every 4,096 values, so never)."""
+    from pipeline_secrets.pure import documents
+
+    readings = iter(range(0, 10**6))  # a clock that moves one second each time it is read
+    monkeypatch.setattr(documents.time, "monotonic", lambda: float(next(readings)))
+    text = "[" + ", ".join(f"{n}.5" for n in range(1000)) + "]"
+    limits = DocumentLimits(max_nodes=1024, max_seconds=0.5)
+    with pytest.raises(LimitError, match="--document-timeout"):
+        documents.parse_document(text, limits, as_json=as_json)

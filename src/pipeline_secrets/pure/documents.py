@@ -252,7 +252,10 @@ class _Meter:
         self.depth = 0
         self.vars: set[str] = set()
         self._deadline = time.monotonic() + limits.max_seconds
-        self._next_clock = 4096  # look at the clock every so many nodes
+        # Look at the clock every so many nodes: an eighth of the budget's nodes, so that a small
+        # budget (the web node's loop: 1,024) is timed too, and at most every 4,096.
+        self._clock_every = min(4096, max(64, limits.max_nodes // 8))
+        self._next_clock = self._clock_every
 
     def node(self, size: int, text: str | None = None) -> None:
         self.add(1, size)
@@ -267,7 +270,7 @@ class _Meter:
         self.nodes += nodes
         self.bytes += size
         if self.nodes >= self._next_clock:
-            self._next_clock = self.nodes + 4096
+            self._next_clock = self.nodes + self._clock_every
             if time.monotonic() > self._deadline:
                 raise LimitError(_time_message(self.limits))
         if self.nodes > self.limits.max_nodes:
