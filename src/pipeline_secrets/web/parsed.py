@@ -28,7 +28,7 @@ from typing import Any
 from ..pure.documents import Parsed
 
 NODE_BYTES = 96  # measured with tracemalloc: 57-74 bytes per value of a parsed document
-ENTRY_BYTES = 320  # the entry's own objects (key, bytes header, tuples, its place in the dict): ~240
+ENTRY_BYTES = 400  # the entry's own objects (key, bytes header, tuples, its place in the dict): 240-360
 PER_TEAM_BYTES = 512 * 1024
 MAX_TEAMS = 64
 
