@@ -56,7 +56,7 @@ sharing the two cores).
 
 **Cached lookup.** Answered on the event loop from memory: past Starlette's middleware and
 router (`DirectRoutes`: the route's own `Route.matches`, then its endpoint), the credential a
-keyed BLAKE2b and a dictionary lookup with no await, the request metrics plain numbers published
+keyed BLAKE2b and a dictionary lookup, on the loop, the request metrics plain numbers published
 as a Prometheus collector (prometheus-client's objects took a lock per increment), the log line
 its fields written after a constant head, and one send() per answer (uvicorn writes head and body
 in two, as the bare app does). What is left beyond the bare app is the node's own duties: the

@@ -429,8 +429,7 @@ class WebNode:
         user: str | None = None
         if scheme == "basic":
             claimed, password = _basic(credentials)
-            if claimed and password and (self._verified(claimed, password)
-                                         or await self._check_password(request, claimed, password)):
+            if claimed and password and await self._check_password(request, claimed, password):
                 user = claimed
         elif scheme == "bearer" and credentials:
             user = self.auth.user_for_token(credentials, ask_shared=False)  # memory only: on the loop
@@ -467,13 +466,6 @@ class WebNode:
         if user is None:
             self._logins.failed(client, BEARER_ATTEMPTS, of_user=False)
         return user
-
-    def _verified(self, user: str, password: str) -> bool:
-        """True when this pair was verified lately: a keyed hash and a dictionary lookup, no
-        await (what a cached lookup's authentication costs)."""
-        if len(user) > MAX_USER_NAME_CHARS or len(password) > MAX_PASSWORD_BYTES:
-            return False
-        return self.auth.remembered(self.auth.credential_key(user, password))
 
     async def _check_password(self, request: Request, user: str, password: str) -> bool:
         """bcrypt in a worker thread; concurrent checks of one credential share one bcrypt run.
